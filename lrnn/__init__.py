@@ -1,0 +1,10 @@
+"""lrnn — linear recurrent networks in JAX, on one scan engine.
+
+Layers (imports point down): experiments → lrnn.models → lrnn.nn → lrnn.cells → lrnn.scan,
+with pallas_kernels registered into lrnn.scan as methods.
+"""
+
+from lrnn.scan import scan
+
+__version__ = "0.1.0"
+__all__ = ["scan"]

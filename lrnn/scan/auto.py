@@ -1,0 +1,48 @@
+"""`method="auto"`: pick the method the benchmark measured fastest for the nearest size.
+
+`auto_methods.json` (written by `experiments/bench_scan.py --write-auto`) holds, per backend and
+monoid family, rows {length, lanes, method, chunk_size}: the fastest method measured at that
+size, `lanes` being the scalar recurrences advanced per step (state entries × batch). A call is
+matched to the nearest measured row in (log2 length, log2 lanes). A backend with no
+measurements yet falls back to "sequential" on CPU and "associative" elsewhere; those two
+lines are the only choices not taken from a measurement.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import pathlib
+
+import jax
+
+TABLE = pathlib.Path(__file__).with_name("auto_methods.json")
+DEFAULT_CHUNK_SIZE = 64
+_UNMEASURED = {"cpu": "sequential"}
+
+
+@functools.lru_cache(maxsize=1)
+def _table() -> dict:
+    return json.loads(TABLE.read_text()) if TABLE.exists() else {}
+
+
+def _nearest(rows, length, lanes):
+    def distance(row):
+        return (math.log2(row["length"]) - math.log2(length)) ** 2 + (
+            math.log2(row["lanes"]) - math.log2(max(lanes, 1))) ** 2
+    return min(rows, key=distance) if rows else None
+
+
+def choose(family: str, length: int, lanes: int, backend: str | None = None) -> tuple[str, int]:
+    """(method, chunk_size) for a scan of `length` steps over `lanes` independent entries."""
+    backend = backend or jax.default_backend()
+    row = _nearest(_table().get(backend, {}).get(family, []), length, lanes)
+    if row is None:
+        return _UNMEASURED.get(backend, "associative"), DEFAULT_CHUNK_SIZE
+    return row["method"], row.get("chunk_size") or DEFAULT_CHUNK_SIZE
+
+
+def chunk_size_for(family: str, length: int, lanes: int, backend: str | None = None) -> int:
+    """The measured best chunk size for the chunked method at the nearest size."""
+    return choose(family, length, lanes, backend)[1]

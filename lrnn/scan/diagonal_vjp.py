@@ -1,0 +1,62 @@
+"""The diagonal scan with a custom VJP that is itself a reverse scan.
+
+Forward (any method), in processing order t = 0 … T−1 with h_{−1} = h0:
+
+    h_t = a_t ⊙ h_{t-1} + b_t
+
+Backward, with ȳ_t the cotangent of h_t (the final state's cotangent added at t = T−1):
+
+    g_t  = ȳ_t + a_{t+1} ⊙ g_{t+1}        (g_T = 0: a diagonal scan run the other way)
+    ā_t  = g_t ⊙ h_{t-1}
+    b̄_t  = g_t
+    h̄0   = a_0 ⊙ g_0
+
+JAX's VJP is the transpose of the linear map, not its adjoint, so for complex values none
+of these carry a conjugate (they coincide with the textbook adjoint A* for real values).
+The residuals are a, the states and h0: O(T·D) memory, where autodiff through
+lax.associative_scan keeps every level of the tree, O(T·D·log T).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+
+from lrnn.scan import timeaxis
+from lrnn.scan.diagonal import DiagonalMonoid
+from lrnn.scan.methods import get_method
+
+DIAGONAL = DiagonalMonoid()
+
+
+def _run(method, a, b, h0, axis, reverse, chunk_size):
+    return get_method(method)(DIAGONAL, (a, b), h0, axis=axis, reverse=reverse, chunk_size=chunk_size)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4, 5, 6))
+def diagonal_scan(a, b, h0, method, axis, reverse, chunk_size):
+    """States (time at `axis`) and final state of h_t = a_t h_{t-1} + b_t from h0."""
+    return _run(method, a, b, h0, axis, reverse, chunk_size)
+
+
+def _forward(a, b, h0, method, axis, reverse, chunk_size):
+    states, final = _run(method, a, b, h0, axis, reverse, chunk_size)
+    return (states, final), (a, states, h0)
+
+
+def _backward(method, axis, reverse, chunk_size, residuals, cotangents):
+    a, states, h0 = residuals
+    states_bar, final_bar = cotangents
+    last = 0 if reverse else a.shape[axis] - 1
+    states_bar = timeaxis.put(states_bar, timeaxis.at(states_bar, last, axis) + final_bar, last, axis)
+    a_next = timeaxis.shift(a, jnp.zeros_like(h0), axis, not reverse)
+    g, _ = _run(method, a_next, states_bar, None, axis, not reverse, chunk_size)
+    h_prev = timeaxis.shift(states, h0, axis, reverse)
+    first = a.shape[axis] - 1 if reverse else 0
+    h0_bar = timeaxis.at(a, first, axis) * timeaxis.at(g, first, axis)
+    return g * h_prev, g, h0_bar
+
+
+diagonal_scan.defvjp(_forward, _backward)

@@ -1,0 +1,107 @@
+"""`scan`: the one entry point every recurrence in lrnn runs through.
+
+    states, final_state = scan(monoid, elements, axis=1, initial=None, reverse=False,
+                               resets=None, method="auto", chunk_size=None)
+
+computes, in processing order (t = 0 … T−1, or T−1 … 0 with `reverse`), the state after
+every step of the recurrence the monoid defines, starting from `initial` (the monoid's
+empty state, e.g. h = 0, when None). A True in `resets` at step t starts a fresh (empty)
+state there, so a packed batch scans exactly as its separate sequences.
+
+Layout: every array of `elements` is batch-first with time at `axis`; states come back in
+the same layout, the final state without the time axis. The engine never transposes.
+
+Precision: elements and `initial` are promoted to at least float32 (complex64) for the
+scan; states come back in the elements' own result dtype (bf16 in, bf16 out).
+
+Gradients: a DiagonalMonoid scan has a custom VJP that is a reverse diagonal scan through
+the same method (see `diagonal_vjp`), so its backward memory is O(T·D). Other monoids are
+differentiated by JAX through the method's loop or tree.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from lrnn.scan import auto, timeaxis, validation
+from lrnn.scan.diagonal import DiagonalMonoid
+from lrnn.scan.diagonal_vjp import diagonal_scan
+from lrnn.scan.methods import get_method, registered_methods
+from lrnn.scan.monoid import Monoid
+from lrnn.scan.segmented import Segmented
+
+tree_map = jax.tree_util.tree_map
+
+
+def scan(
+    monoid: Monoid,
+    elements,
+    *,
+    axis: int = 1,
+    initial=None,
+    reverse: bool = False,
+    resets=None,
+    method: str = "auto",
+    chunk_size: int | None = None,
+):
+    """Run the recurrence of `monoid` over `elements` along `axis`.
+
+    Args:
+      monoid: a Monoid, e.g. DiagonalMonoid() for h_t = a_t ⊙ h_{t-1} + b_t.
+      elements: tuple of arrays named by `monoid.leaf_names`, e.g. (a, b) each (B, T, D);
+        floating or complex. All share their dims up to and including `axis`.
+      axis: the time axis, counted from the front (default 1: batch-first).
+      initial: the state before the first step, shaped like one step's state (e.g. (B, D));
+        None for the monoid's empty state.
+      reverse: scan from the last step to the first (for bidirectional layers).
+      resets: bool array with the elements' dims up to and including `axis` (e.g. (B, T));
+        True at t discards the state before t.
+      method: "auto" | "sequential" | "associative" | "chunked" | any registered method.
+      chunk_size: steps per chunk for "chunked" (None: the measured best for this size).
+
+    Returns:
+      (states, final_state): states shaped like one state per step with time at `axis`
+      (e.g. (B, T, D)), and the state after the last processed step (e.g. (B, D)).
+    """
+    validation.check_monoid(monoid)
+    leaves = validation.check_elements(monoid, elements)
+    monoid.check(leaves)
+    axis = validation.check_axis(monoid, leaves, axis)
+    validation.check_method(method, chunk_size, registered_methods())
+    lead_shape = leaves[0].shape[: axis + 1]
+    resets = validation.check_resets(resets, lead_shape)
+
+    out_dtype = jnp.result_type(*leaves)
+    work_dtype = jnp.promote_types(out_dtype, jnp.float32)
+    leaves = tuple(x.astype(work_dtype) for x in leaves)
+    layout = jax.eval_shape(lambda l: monoid.empty_state(timeaxis.at(l, 0, axis)), leaves)
+    initial = validation.check_initial(initial, layout)
+
+    length = lead_shape[axis]
+    lanes = max(x.size for x in leaves) // length
+    if method == "auto":
+        method, measured_chunk = auto.choose(monoid.family, length, lanes)
+        chunk_size = chunk_size or measured_chunk
+    elif chunk_size is None:
+        chunk_size = auto.chunk_size_for(monoid.family, length, lanes)
+
+    if resets is not None:
+        if getattr(monoid, "forget", None) is not None:
+            leaves = monoid.forget(leaves, resets)
+        else:
+            monoid, leaves = Segmented(inner=monoid), (resets, leaves)
+
+    if length == 1:
+        start = monoid.empty_state(timeaxis.at(leaves, 0, axis)) if initial is None else initial
+        final = monoid.apply(timeaxis.at(leaves, 0, axis), start)
+        states = timeaxis.expand(final, axis)
+    elif isinstance(monoid, DiagonalMonoid):
+        a, b = leaves
+        h0 = jnp.zeros(layout.shape, layout.dtype) if initial is None else initial
+        states, final = diagonal_scan(a, b, h0, method, axis, bool(reverse), chunk_size)
+    else:
+        states, final = get_method(method)(
+            monoid, leaves, initial, axis=axis, reverse=bool(reverse), chunk_size=chunk_size)
+    cast = lambda x: x.astype(out_dtype)  # noqa: E731
+    return tree_map(cast, states), tree_map(cast, final)

@@ -1,0 +1,121 @@
+"""The scan methods and their registry.
+
+Every method has the signature
+
+    method(monoid, leaves, initial, *, axis, reverse, chunk_size) -> (states, final_state)
+
+with `leaves` already validated and in the accumulation dtype, `initial` a state or None (the
+empty state), and time at `axis` of every leaf. Methods:
+
+  sequential   one step at a time, h ← apply(leaf_t, h): O(T) depth, no extra memory.
+  associative  lax.associative_scan over expanded elements: O(log T) depth, O(T log T) work.
+  chunked      time split into n chunks of C steps: (1) fold each chunk into its summary
+               element, sequentially over C with all n chunks side by side; (2) an associative
+               scan over the n summaries gives the state entering each chunk; (3) each chunk is
+               re-run from that state. Any C ≥ 1 and any T (the tail is padded with identity
+               leaves, which change no state).
+
+`register_method(name, fn)` adds a method (the Pallas kernels register "pallas"); callers
+never change. A method may raise `MethodUnsupported` for a monoid it does not handle.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import jax
+from jax import lax
+
+from lrnn.scan import timeaxis
+
+tree_map = jax.tree_util.tree_map
+
+
+class MethodUnsupported(ValueError):
+    """A registered method cannot run this monoid or configuration."""
+
+
+_REGISTRY: dict[str, Callable] = {}
+
+
+def register_method(name: str, fn: Callable) -> None:
+    _REGISTRY[name] = fn
+
+
+def registered_methods() -> tuple[str, ...]:
+    return tuple(_REGISTRY)
+
+
+def get_method(name: str) -> Callable:
+    return _REGISTRY[name]
+
+
+def _length(leaves, axis):
+    return jax.tree_util.tree_leaves(leaves)[0].shape[axis]
+
+
+def _start(monoid, leaves, initial, axis):
+    return monoid.empty_state(timeaxis.at(leaves, 0, axis)) if initial is None else initial
+
+
+def sequential(monoid, leaves, initial, *, axis, reverse, chunk_size=None):
+    length = _length(leaves, axis)
+    state = _start(monoid, leaves, initial, axis)
+    layout = jax.eval_shape(monoid.apply, timeaxis.at(leaves, 0, axis), state)
+
+    def body(i, carry):
+        state, states = carry
+        t = length - 1 - i if reverse else i
+        state = monoid.apply(timeaxis.at(leaves, t, axis), state)
+        return state, timeaxis.put(states, state, t, axis)
+
+    states = timeaxis.with_time(layout, length, axis)
+    final, states = lax.fori_loop(0, length, body, (state, states))
+    return states, final
+
+
+def associative(monoid, leaves, initial, *, axis, reverse, chunk_size=None):
+    elements = monoid.expand(leaves)
+    if initial is not None:
+        first = _length(leaves, axis) - 1 if reverse else 0
+        entry = monoid.combine(monoid.lift(initial), timeaxis.at(elements, first, axis))
+        elements = timeaxis.put(elements, entry, first, axis)
+    prefixes = lax.associative_scan(monoid.combine, elements, reverse=reverse, axis=axis)
+    states = monoid.state_of(prefixes)
+    return states, timeaxis.at(states, 0 if reverse else _length(leaves, axis) - 1, axis)
+
+
+def chunked(monoid, leaves, initial, *, axis, reverse, chunk_size):
+    length = _length(leaves, axis)
+    size = min(chunk_size, length)
+    n = math.ceil(length / size)
+    padding = n * size - length
+    if padding:
+        identity = monoid.identity(timeaxis.at(leaves, 0, axis))
+        leaves = timeaxis.concat(leaves, timeaxis.repeat(identity, padding, axis), axis)
+    blocks = timeaxis.split(leaves, size, axis)
+    inner = axis + 1
+
+    def fold(i, summary):
+        c = size - 1 - i if reverse else i
+        return monoid.combine(summary, monoid.expand(timeaxis.at(blocks, c, inner)))
+
+    empty = monoid.expand(monoid.identity(timeaxis.at(blocks, 0, inner)))
+    summaries = lax.fori_loop(0, size, fold, empty)
+    prefixes = lax.associative_scan(monoid.combine, summaries, reverse=reverse, axis=axis)
+    start = _start(monoid, leaves, initial, axis)
+    if initial is not None:
+        prefixes = monoid.combine(monoid.lift(timeaxis.expand(start, axis)), prefixes)
+    after = monoid.state_of(prefixes)
+    entering = timeaxis.shift(after, start, axis, reverse)
+    states, _ = sequential(monoid, blocks, entering, axis=inner, reverse=reverse)
+    states = timeaxis.merge(states, axis)
+    if padding:
+        states = timeaxis.take(states, 0, length, axis)
+    return states, timeaxis.at(states, 0 if reverse else length - 1, axis)
+
+
+register_method("sequential", sequential)
+register_method("associative", associative)
+register_method("chunked", chunked)
