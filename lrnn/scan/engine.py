@@ -15,8 +15,8 @@ Precision: elements and `initial` are promoted to at least float32 (complex64) f
 scan; states come back in the elements' own result dtype (bf16 in, bf16 out).
 
 Gradients: a DiagonalMonoid scan has a custom VJP that is a reverse diagonal scan through
-the same method (see `diagonal_vjp`), so its backward memory is O(T·D). Other monoids are
-differentiated by JAX through the method's loop or tree.
+the same method (see `diagonal_vjp`, which records where that measured cheaper than
+autodiff). Other monoids are differentiated by JAX through the method's loop or tree.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import jax.numpy as jnp
 
 from lrnn.scan import auto, timeaxis, validation
 from lrnn.scan.diagonal import DiagonalMonoid
-from lrnn.scan.diagonal_vjp import diagonal_scan
+from lrnn.scan.diagonal_vjp import diagonal_scan, uses_reverse_scan_vjp
 from lrnn.scan.methods import get_method, registered_methods
 from lrnn.scan.monoid import Monoid
 from lrnn.scan.segmented import Segmented
@@ -96,7 +96,7 @@ def scan(
         start = monoid.empty_state(timeaxis.at(leaves, 0, axis)) if initial is None else initial
         final = monoid.apply(timeaxis.at(leaves, 0, axis), start)
         states = timeaxis.expand(final, axis)
-    elif isinstance(monoid, DiagonalMonoid):
+    elif isinstance(monoid, DiagonalMonoid) and uses_reverse_scan_vjp(method):
         a, b = leaves
         h0 = jnp.zeros(layout.shape, layout.dtype) if initial is None else initial
         states, final = diagonal_scan(a, b, h0, method, axis, bool(reverse), chunk_size)

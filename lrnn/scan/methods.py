@@ -7,7 +7,8 @@ Every method has the signature
 with `leaves` already validated and in the accumulation dtype, `initial` a state or None (the
 empty state), and time at `axis` of every leaf. Methods:
 
-  sequential   one step at a time, h ← apply(leaf_t, h): O(T) depth, no extra memory.
+  sequential   one step at a time, h ← apply(leaf_t, h): O(T) depth, no extra memory; its own
+               reverse-loop VJP (sequential.py) keeps the backward O(T) as well.
   associative  lax.associative_scan over expanded elements: O(log T) depth, O(T log T) work.
   chunked      time split into n chunks of C steps: (1) fold each chunk into its summary
                element, sequentially over C with all n chunks side by side; (2) an associative
@@ -28,6 +29,7 @@ import jax
 from jax import lax
 
 from lrnn.scan import timeaxis
+from lrnn.scan.sequential import sequential
 
 tree_map = jax.tree_util.tree_map
 
@@ -57,22 +59,6 @@ def _length(leaves, axis):
 
 def _start(monoid, leaves, initial, axis):
     return monoid.empty_state(timeaxis.at(leaves, 0, axis)) if initial is None else initial
-
-
-def sequential(monoid, leaves, initial, *, axis, reverse, chunk_size=None):
-    length = _length(leaves, axis)
-    state = _start(monoid, leaves, initial, axis)
-    layout = jax.eval_shape(monoid.apply, timeaxis.at(leaves, 0, axis), state)
-
-    def body(i, carry):
-        state, states = carry
-        t = length - 1 - i if reverse else i
-        state = monoid.apply(timeaxis.at(leaves, t, axis), state)
-        return state, timeaxis.put(states, state, t, axis)
-
-    states = timeaxis.with_time(layout, length, axis)
-    final, states = lax.fori_loop(0, length, body, (state, states))
-    return states, final
 
 
 def associative(monoid, leaves, initial, *, axis, reverse, chunk_size=None):

@@ -1,0 +1,1 @@
+"""Experiments and benchmarks built on lrnn; `benchlib` holds the timing helpers they share."""

@@ -1,0 +1,32 @@
+"""The README's promises: its test command is the one CI runs, and its example runs."""
+
+import pathlib
+import re
+
+import chex
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text()
+
+
+def _quick_start_commands():
+    block = README.split("## Quick start", 1)[1].split("```bash", 1)[1].split("```", 1)[0]
+    return [line.split("#", 1)[0].strip() for line in block.strip().splitlines()]
+
+
+def test_quick_start_has_exactly_two_commands_and_ci_runs_the_test_one():
+    commands = _quick_start_commands()
+    assert len(commands) == 2, commands
+    ci_lines = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()]
+    assert commands[1] in ci_lines, f"{commands[1]!r} not in .ci/run"
+    assert "pytest" in commands[1]
+
+
+def test_readme_example_runs_and_its_shapes_hold():
+    code = re.search(r"```python\n(.*?)```", README, re.S).group(1)
+    namespace = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    chex.assert_shape(namespace["states"], (2, 100, 8))
+    chex.assert_shape(namespace["final"], (2, 8))
+    chex.assert_shape(namespace["S"], (2, 100, 4, 6))
+    chex.assert_shape(namespace["S_final"], (2, 4, 6))
