@@ -52,8 +52,8 @@ class DiagonalMonoid(Monoid):
         a, b = leaf
         return jnp.where(trailing(mask, a), jnp.zeros_like(a), a), b
 
-    def check(self, leaf):
-        super().check(leaf)
+    def check(self, leaf, axis):
+        super().check(leaf, axis)
         self.require_shape(leaf, 0, leaf[1].shape, "the shape of b: one decay per state entry")
 
 
@@ -84,7 +84,7 @@ class LogDiagonalMonoid(Monoid):
         log_a, log_b = leaf
         return jnp.where(trailing(mask, log_a), -jnp.inf, log_a), log_b
 
-    def check(self, leaf):
-        super().check(leaf)
+    def check(self, leaf, axis):
+        super().check(leaf, axis)
         self.require_real(leaf)
         self.require_shape(leaf, 0, leaf[1].shape, "the shape of log_b")

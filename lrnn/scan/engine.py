@@ -66,8 +66,8 @@ def scan(
     """
     validation.check_monoid(monoid)
     leaves = validation.check_elements(monoid, elements)
-    monoid.check(leaves)
     axis = validation.check_axis(monoid, leaves, axis)
+    monoid.check(leaves, axis)
     validation.check_method(method, chunk_size, registered_methods())
     lead_shape = leaves[0].shape[: axis + 1]
     resets = validation.check_resets(resets, lead_shape)

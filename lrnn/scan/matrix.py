@@ -55,7 +55,8 @@ class MatrixDecayMonoid(Monoid):
         return _on_rows(decay, state) + update
 
     def lift(self, state):
-        return jnp.zeros(state.shape[:-1], state.dtype), state
+        # A 0-d zero decay: it broadcasts against a per-key or a scalar decay alike.
+        return jnp.zeros((), state.dtype), state
 
     def state_of(self, element):
         return element[1]
@@ -64,11 +65,10 @@ class MatrixDecayMonoid(Monoid):
         decay, update = leaf
         return jnp.where(trailing(mask, decay), jnp.zeros_like(decay), decay), update
 
-    def check(self, leaf):
-        super().check(leaf)
+    def check(self, leaf, axis):
+        super().check(leaf, axis)
         decay, update = leaf
-        if update.ndim < 2:
-            self.require_shape(leaf, 1, update.shape + (1, 1), "(..., K, V): a matrix state")
+        self.require_matrix(leaf, 1, axis)
         if tuple(decay.shape) not in (tuple(update.shape[:-1]), tuple(update.shape[:-2])):
             raise ValueError(
                 f"elements[0] (decay) of MatrixDecayMonoid must have shape {tuple(update.shape[:-1])} "
@@ -107,11 +107,10 @@ class DenseMonoid(Monoid):
         transition, update = leaf
         return jnp.where(trailing(mask, transition), 0, transition), update
 
-    def check(self, leaf):
-        super().check(leaf)
+    def check(self, leaf, axis):
+        super().check(leaf, axis)
         transition, update = leaf
-        if update.ndim < 2:
-            self.require_shape(leaf, 1, update.shape + (1, 1), "(..., K, V): a matrix state")
+        self.require_matrix(leaf, 1, axis)
         k = update.shape[-2]
         self.require_shape(leaf, 0, update.shape[:-1] + (k,), "(..., K, K) acting on the (..., K, V) update")
 
@@ -135,10 +134,9 @@ class IdentityMinusRankOneMonoid(DenseMonoid):
 
     forget = None
 
-    def check(self, leaf):
-        Monoid.check(self, leaf)
+    def check(self, leaf, axis):
+        Monoid.check(self, leaf, axis)
         u, w, update = leaf
-        if update.ndim < 2:
-            self.require_shape(leaf, 2, update.shape + (1, 1), "(..., K, V): a matrix state")
+        self.require_matrix(leaf, 2, axis)
         self.require_shape(leaf, 0, update.shape[:-1], "(..., K): one entry per key row of the update")
         self.require_shape(leaf, 1, update.shape[:-1], "(..., K): the shape of u")

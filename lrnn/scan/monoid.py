@@ -25,7 +25,7 @@ Operations (all elementwise over the leading dimensions):
   state_of(element)       -> state     the state a prefix element produces from the empty state
   forget(leaf, mask)      -> leaf      optional; where mask, drop the dependence on the past
                                        (the engine falls back to `Segmented` without it)
-  check(leaf)                          raise ValueError naming the leaf that is malformed
+  check(leaf, axis)                    raise ValueError naming the leaf that is malformed
 """
 
 from __future__ import annotations
@@ -75,11 +75,17 @@ class Monoid:
         """The state before any step: the state of the identity."""
         return self.state_of(self.expand(self.identity(leaf)))
 
-    def check(self, leaf: Leaf) -> None:
-        if len(leaf) != len(self.leaf_names):
+    def check(self, leaf: Leaf, axis: int) -> None:
+        """Shapes and dtypes particular to this monoid; the engine has checked the leaf count,
+        their dtypes and their shared leading (batch..., time) dims already."""
+
+    def require_matrix(self, leaf: Leaf, index: int, axis: int) -> None:
+        """Raise unless leaf `index` has a (K, V) matrix after the time axis."""
+        x = leaf[index]
+        if x.ndim < axis + 3:
             raise ValueError(
-                f"elements: {type(self).__name__} takes {len(self.leaf_names)} arrays "
-                f"({', '.join(self.leaf_names)}), got {len(leaf)}"
+                f"elements[{index}] ({self.leaf_names[index]}) of {type(self).__name__} must have shape "
+                f"(batch..., T, ..., K, V) with time at axis {axis}: a matrix state per step, got {tuple(x.shape)}"
             )
 
     def require_shape(self, leaf: Leaf, index: int, expected: tuple, meaning: str) -> None:

@@ -49,11 +49,11 @@ class SoftmaxMonoid(Monoid):
         _, u, w = state
         return w / u[..., None]
 
-    def check(self, leaf):
-        super().check(leaf)
+    def check(self, leaf, axis):
+        super().check(leaf, axis)
         self.require_real(leaf)
         m, _, w = leaf
-        if w.ndim < 1 or tuple(w.shape[:-1]) != tuple(m.shape):
+        if w.ndim < axis + 2 or tuple(w.shape[:-1]) != tuple(m.shape):
             raise ValueError(
                 f"elements[2] (w) of SoftmaxMonoid must have shape {tuple(m.shape)} + (V,), "
                 f"got {tuple(w.shape)}"

@@ -25,11 +25,15 @@ def check_elements(monoid: Monoid, elements) -> tuple:
             f"elements must be a tuple of arrays ({', '.join(monoid.leaf_names)}) for "
             f"{type(monoid).__name__}, got {type(elements).__name__}"
         )
+    if len(elements) != len(monoid.leaf_names):
+        raise ValueError(
+            f"elements: {type(monoid).__name__} takes {len(monoid.leaf_names)} arrays "
+            f"({', '.join(monoid.leaf_names)}), got {len(elements)}"
+        )
     leaves = tuple(jnp.asarray(x) for x in elements)
     for i, x in enumerate(leaves):
         if not (jnp.issubdtype(x.dtype, jnp.floating) or jnp.issubdtype(x.dtype, jnp.complexfloating)):
-            name = monoid.leaf_names[i] if i < len(monoid.leaf_names) else "?"
-            raise TypeError(f"elements[{i}] ({name}) must be a floating or complex array, got dtype {x.dtype}")
+            raise TypeError(f"elements[{i}] ({monoid.leaf_names[i]}) must be a floating or complex array, got dtype {x.dtype}")
     return leaves
 
 

@@ -43,24 +43,38 @@ def _order(length, reverse):
     return range(length - 1, -1, -1) if reverse else range(length)
 
 
+def _at(leaves, t, axis):
+    """Every leaf at time t. (One compiled dynamic slice serves every t; x[t] compiles one
+    slice per t and jnp.unstack of thousands of steps takes minutes to compile.)"""
+    return [jax.lax.dynamic_index_in_dim(x, t, axis, keepdims=False) for x in leaves]
+
+
+def _stack(xs, axis):
+    """jnp.stack in groups of 64: one XLA concatenate of thousands of operands takes
+    seconds to compile."""
+    if len(xs) <= 64:
+        return jnp.stack(xs, axis=axis)
+    return jnp.concatenate([jnp.stack(xs[i:i + 64], axis=axis) for i in range(0, len(xs), 64)], axis=axis)
+
+
 def _loop(step, empty, leaves, initial, axis, reverse, resets):
     """Run `state = step(leaf_t, state)` over time in processing order, emptying at resets.
 
     `empty(leaf_t)` is the state before any step (also what a reset restores).
     """
-    leaves = [jnp.moveaxis(to64(x), axis, 0) for x in leaves]
+    leaves = [to64(x) for x in leaves]
     flags = None if resets is None else np.moveaxis(np.asarray(resets, bool), axis, 0)
-    length = leaves[0].shape[0]
-    state = empty([x[0] for x in leaves]) if initial is None else jax.tree_util.tree_map(to64, initial)
+    length = leaves[0].shape[axis]
+    state = empty(_at(leaves, 0, axis)) if initial is None else jax.tree_util.tree_map(to64, initial)
     states = [None] * length
     for t in _order(length, reverse):
-        leaf = [x[t] for x in leaves]
+        leaf = _at(leaves, t, axis)
         if flags is not None:
             state = jax.tree_util.tree_map(
                 lambda s, e: jnp.where(_broadcast_flag(flags[t], s), e, s), state, empty(leaf))
         state = step(leaf, state)
         states[t] = state
-    stacked = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs, axis=axis), *states)
+    stacked = jax.tree_util.tree_map(lambda *xs: _stack(xs, axis), *states)
     return stacked, state
 
 
@@ -129,39 +143,39 @@ def softmax(leaves, initial=None, *, axis=1, reverse=False, resets=None):
     while no reset has been processed), with m the largest score among them:
 
         m_t = max_i m_i,   u_t = Σ_i u_i e^{m_i − m_t},   w_t = Σ_i w_i e^{m_i − m_t}.
+
+    Slot 0 holds the initial triple, slot i + 1 token i; `counts` marks the slots in the sum.
     """
     m, u, w = (jnp.moveaxis(to64(x), axis, 0) for x in leaves)
     flags = None if resets is None else np.moveaxis(np.asarray(resets, bool), axis, 0)
-    terms, alive = [], []  # the (m_i, u_i, w_i) seen so far and, per batch entry, whether each counts
-    if initial is not None:
-        terms.append(tuple(to64(x) for x in initial))
-        alive.append(np.ones(m.shape[1:], bool))
-    states = [None] * m.shape[0]
-    for t in _order(m.shape[0], reverse):
+    length, batch = m.shape[0], m.shape[1:]
+    h0 = (jnp.zeros(batch), jnp.zeros(batch), jnp.zeros(w.shape[1:])) if initial is None else initial
+    slots = [jnp.concatenate([to64(first)[None], rest]) for first, rest in zip(h0, (m, u, w))]
+    counts = np.zeros((length + 1,) + batch, bool)
+    counts[0] = initial is not None
+    states = [None] * length
+    for t in _order(length, reverse):
+        counts = counts.copy()  # JAX may alias a numpy array it was given: never mutate one
         if flags is not None:
-            alive = [keep & ~flags[t] for keep in alive]
-        terms.append((m[t], u[t], w[t]))
-        alive.append(np.ones(m.shape[1:], bool))
-        keep = np.stack(alive)
-        scores = jnp.where(keep, jnp.stack([term[0] for term in terms]), -jnp.inf)
+            counts &= ~flags[t]
+        counts[t + 1] = True
+        scores = jnp.where(counts, slots[0], -jnp.inf)
         m_t = jnp.max(scores, axis=0)
-        weights = jnp.exp(scores - m_t)  # 0 for the tokens that do not count
-        u_t = jnp.sum(weights * jnp.stack([term[1] for term in terms]), axis=0)
-        w_t = jnp.sum(weights[..., None] * jnp.stack([term[2] for term in terms]), axis=0)
-        states[t] = (m_t, u_t, w_t)
-    stacked = tuple(jnp.stack(xs, axis=axis) for xs in zip(*states))
+        weights = jnp.exp(scores - m_t)  # 0 for the slots that do not count
+        states[t] = (m_t, jnp.sum(weights * slots[1], axis=0), jnp.sum(weights[..., None] * slots[2], axis=0))
+    stacked = tuple(_stack(xs, axis) for xs in zip(*states))
     return stacked, states[0 if reverse else -1]
 
 
-def softmax_attention(scores, values, *, axis=1):
-    """o_t = Σ_{i≤t} e^{s_i} v_i / Σ_{i≤t} e^{s_i} over time at `axis` (no resets, forward)."""
+def softmax_attention(scores, values):
+    """o_t = Σ_{i≤t} e^{s_i} v_i / Σ_{i≤t} e^{s_i} for scores (B, T), values (B, T, V)."""
     scores, values = to64(scores), to64(values)
+    length = scores.shape[1]
     outs = []
-    for t in range(scores.shape[axis]):
-        p = jax.nn.softmax(jax.lax.slice_in_dim(scores, 0, t + 1, axis=axis), axis=axis)
-        prefix = jax.lax.slice_in_dim(values, 0, t + 1, axis=axis)
-        outs.append(jnp.sum(p[..., None] * prefix, axis=axis))
-    return jnp.stack(outs, axis=axis)
+    for t in range(length):
+        p = jax.nn.softmax(jnp.where(np.arange(length) <= t, scores, -jnp.inf), axis=1)
+        outs.append(jnp.einsum("bi,biv->bv", p, values))
+    return jnp.stack(outs, axis=1)
 
 
 # --- random cases ------------------------------------------------------------------------

@@ -15,6 +15,15 @@ from lrnn.scan import DiagonalMonoid, scan
 B, D = 2, 128
 
 
+@pytest.fixture(autouse=True, scope="module")
+def optimised_compiles():
+    """Buffer assignment as users get it, whatever the suite sets for speed (conftest.py)."""
+    before = jax.config.read("jax_disable_most_optimizations")
+    jax.config.update("jax_disable_most_optimizations", False)
+    yield
+    jax.config.update("jax_disable_most_optimizations", before)
+
+
 def _temp_bytes(grad_fn, length):
     a = jnp.full((B, length, D), 0.9, jnp.float32)
     b = jnp.ones((B, length, D), jnp.float32)

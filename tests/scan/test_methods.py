@@ -1,10 +1,11 @@
 """Every scan method against the reference loops, in float64.
 
 The grid: every monoid × method (sequential, associative, chunked with C = 1, 3, 16 and
-C > T) × initial state (none / given) × direction × resets (none / random), on odd lengths
-including T = 1; states and final state both checked. Then the properties a caller relies
-on: a packed batch with resets equals its sequences scanned one by one; time may sit on any
-axis; "auto" is correct; vmap equals the batched call; jit and no-jit agree.
+C > T) × initial state (none / given) × direction × resets (none / random), at T = 1 and
+T = 37 (odd, so every chunk size but C > T pads its last chunk); states and final state
+both checked. Then the properties a caller relies on, at T = 7 or 10: a packed batch with
+resets equals its sequences scanned one by one; time may sit on any axis; "auto" is
+correct; vmap equals the batched call; jit and no-jit agree.
 """
 
 from __future__ import annotations
@@ -20,9 +21,9 @@ import numpy as np
 import pytest
 from absl.testing import parameterized
 
-from lrnn.scan import SoftmaxMonoid, scan
+from lrnn.scan import DiagonalMonoid, SoftmaxMonoid, scan
 from tests.scan import monoid_for
-from tests.scan.references import CASES, draw, softmax_attention
+from tests.scan.references import CASES, diagonal, draw, softmax_attention
 
 TOL = dict(rtol=1e-9, atol=1e-9)
 B = 2
@@ -51,8 +52,8 @@ def seed_of(*key) -> int:
 
 @functools.lru_cache(maxsize=None)
 def problem(case_name, lead, initial, reverse, resets):
-    """Random inputs for a case and the reference's (states, final) on them (cached: every
-    method is checked against the same reference run)."""
+    """Random inputs for a case and the reference's (states, final) on them. The leaves
+    depend only on (case, lead), so every option scans the same elements."""
     case = CASES[case_name]
     leaves, h0, flags = draw(case, lead, seed=seed_of(case_name, lead), initial=initial, resets=resets)
     expected = case.reference(leaves, h0, axis=len(lead) - 1, reverse=reverse, resets=flags)
@@ -69,68 +70,123 @@ def run(case_name, leaves, h0, flags, *, jit=True, **options):
     return (jax.jit(go) if jit else go)(leaves, h0, flags)
 
 
-def assert_matches(actual, expected):
+@functools.lru_cache(maxsize=None)
+def grid_outcomes(case_name, lead):
+    """{(method, chunk_size, option): (states, final) or the exception raised} for every
+    method of METHODS and option of OPTIONS.
+
+    All of them are compiled as one jitted program (compiling is what these tests spend
+    their time on, and one program costs far less than fifty); if that program fails, each
+    scan is run on its own so that a failure is reported only where it happens.
+    """
+    inputs = {option: problem(case_name, lead, *option)[:3] for option in OPTIONS}
+    keys = [(method, chunk_size, option) for method, chunk_size in METHODS for option in OPTIONS]
+
+    def one(key):
+        method, chunk_size, option = key
+        return lambda leaves, h0, flags: run(case_name, leaves, h0, flags, jit=False, method=method,
+                                             chunk_size=chunk_size, reverse=option[1])
+
+    try:
+        results = jax.jit(lambda inputs: [one(key)(*inputs[key[2]]) for key in keys])(inputs)
+        return dict(zip(keys, results))
+    except Exception:  # noqa: BLE001 - re-raised per scan below
+        outcomes = {}
+        for key in keys:
+            try:
+                outcomes[key] = jax.jit(one(key))(*inputs[key[2]])
+            except Exception as error:  # noqa: BLE001 - re-raised by the test of this scan
+                outcomes[key] = error
+        return outcomes
+
+
+def assert_matches(actual, expected, axis=1):
+    """(states, final) equal the reference's, and final is one state: states without time."""
     chex.assert_trees_all_equal_shapes(actual, expected)
     chex.assert_trees_all_close(actual, expected, **TOL)
+    states, final = actual
+    for s, f in zip(jax.tree_util.tree_leaves(states), jax.tree_util.tree_leaves(final)):
+        chex.assert_shape(f, s.shape[:axis] + s.shape[axis + 1:])
 
 
-@every_case
 @every_method
 @every_option
-@pytest.mark.parametrize("length", [1, 7, 37])
+@pytest.mark.parametrize("length", [1, 37])
+@every_case  # varies slowest, so the tests sharing one compiled grid run together (also under xdist)
 def test_matches_reference(case_name, method, chunk_size, initial, reverse, resets, length):
-    leaves, h0, flags, expected = problem(case_name, (B, length), initial, reverse, resets)
-    actual = run(case_name, leaves, h0, flags, method=method, chunk_size=chunk_size, reverse=reverse,
-                 jit=length > 1)
-    assert_matches(actual, expected)
+    option = (initial, reverse, resets)
+    actual = grid_outcomes(case_name, (B, length))[method, chunk_size, option]
+    if isinstance(actual, Exception):
+        raise actual
+    assert_matches(actual, problem(case_name, (B, length), *option)[3])
 
 
 @every_case
+@pytest.mark.parametrize("method", ["auto", "chunked"], ids=["auto", "chunked-default-size"])
 @pytest.mark.parametrize("initial,reverse,resets", [(False, False, False), (True, True, True)],
                          ids=["plain", "h0-rev-resets"])
-def test_auto_matches_reference(case_name, initial, reverse, resets):
+def test_default_choices_match_reference(case_name, method, initial, reverse, resets):
+    """method="auto", and "chunked" without a chunk size, pick what they run themselves."""
     leaves, h0, flags, expected = problem(case_name, (B, 37), initial, reverse, resets)
-    assert_matches(run(case_name, leaves, h0, flags, method="auto", reverse=reverse), expected)
+    assert_matches(run(case_name, leaves, h0, flags, method=method, reverse=reverse), expected)
 
 
-def segment_bounds(lengths):
-    ends = np.cumsum(lengths)
-    return list(zip(ends - np.asarray(lengths), ends))
+@pytest.mark.parametrize("shape", [(37,), (1, 37)], ids=["time-only", "batch-of-one"])
+def test_resets_broadcast_over_the_batch(shape):
+    """resets broadcastable to (B, T) act as the broadcast array."""
+    leaves, _, flags, _ = problem("diagonal", (B, 37), False, False, True)
+    row = flags[0]
+    broadcast = scan(DiagonalMonoid(), leaves, resets=row.reshape(shape), method="sequential")
+    explicit = scan(DiagonalMonoid(), leaves, resets=np.broadcast_to(row, (B, 37)), method="sequential")
+    chex.assert_trees_all_close(broadcast, explicit, **TOL)
+    chex.assert_trees_all_close(broadcast, diagonal(leaves, resets=np.broadcast_to(row, (B, 37))), **TOL)
 
 
 @every_case
 @core_methods
-@pytest.mark.parametrize("reverse", [False, True], ids=["forward", "reverse"])
-def test_packed_batch_equals_separate_sequences(case_name, method, chunk_size, reverse):
+def test_packed_batch_equals_separate_sequences(case_name, method, chunk_size):
     """Sequences of lengths 4, 1, 5 packed into one row with resets at their first processed
     step (their start, or their end when reversed) scan as if each were alone."""
     case = CASES[case_name]
-    lengths = [4, 1, 5]
-    bounds = segment_bounds(lengths)
-    leaves, _, _ = draw(case, (B, sum(lengths)), seed=seed_of(case_name, "packed"), initial=False, resets=False)
-    flags = np.zeros((B, sum(lengths)), bool)
+    bounds = [(0, 4), (4, 5), (5, 10)]
+    leaves, _, _ = draw(case, (B, 10), seed=seed_of(case_name, "packed"), initial=False, resets=False)
+    flags = {reverse: np.zeros((B, 10), bool) for reverse in (False, True)}
     for start, stop in bounds:
-        flags[:, stop - 1 if reverse else start] = True
-    options = dict(method=method, chunk_size=chunk_size, reverse=reverse)
-    packed_states, packed_final = run(case_name, leaves, None, flags, **options)
-    finals = []
-    for start, stop in bounds:
-        alone_states, alone_final = run(case_name, tuple(x[:, start:stop] for x in leaves), None, None, **options)
-        chex.assert_trees_all_close(
-            jax.tree_util.tree_map(lambda x: x[:, start:stop], packed_states), alone_states, **TOL)
-        finals.append(alone_final)
-    chex.assert_trees_all_close(packed_final, finals[0 if reverse else -1], **TOL)
+        flags[False][:, start] = flags[True][:, stop - 1] = True
+    monoid = monoid_for(case)
+
+    @jax.jit
+    def packed_and_alone(leaves, flags):
+        out = {}
+        for reverse in (False, True):
+            options = dict(method=method, chunk_size=chunk_size, reverse=reverse)
+            packed = scan(monoid, leaves, resets=flags[reverse], **options)
+            alone = [scan(monoid, tuple(x[:, start:stop] for x in leaves), **options) for start, stop in bounds]
+            out[reverse] = packed, alone
+        return out
+
+    for reverse, ((packed_states, packed_final), alone) in packed_and_alone(leaves, flags).items():
+        for (start, stop), (alone_states, _) in zip(bounds, alone):
+            chex.assert_trees_all_close(jax.tree_util.tree_map(lambda x: x[:, start:stop], packed_states),
+                                        alone_states, **TOL, custom_message=f"reverse={reverse}")
+        chex.assert_trees_all_close(packed_final, alone[0 if reverse else -1][1], **TOL,
+                                    custom_message=f"reverse={reverse}")
 
 
 @every_case
 @core_methods
-@pytest.mark.parametrize("lead", [(7,), (B, 2, 7)], ids=["axis0", "axis2"])
-def test_time_on_another_axis(case_name, method, chunk_size, lead):
-    """Time at axis 0 (no batch) or axis 2 (two batch dims), all options on."""
-    leaves, h0, flags, expected = problem(case_name, lead, True, True, True)
-    actual = run(case_name, leaves, h0, flags, axis=len(lead) - 1, method=method, chunk_size=chunk_size,
-                 reverse=True)
-    assert_matches(actual, expected)
+def test_time_on_another_axis(case_name, method, chunk_size):
+    """Time at axis 0 (no batch) and at axis 2 (two batch dims), all options on."""
+    leads = [(7,), (B, 2, 7)]
+    problems = [problem(case_name, lead, True, True, True) for lead in leads]
+
+    @jax.jit
+    def on_both_axes(inputs):
+        return [run(case_name, *args, jit=False, axis=len(lead) - 1, method=method, chunk_size=chunk_size,
+                    reverse=True) for lead, args in zip(leads, inputs)]
+
+    for lead, actual, (*_, expected) in zip(leads, on_both_axes([p[:3] for p in problems]), problems):
+        assert_matches(actual, expected, axis=len(lead) - 1)
 
 
 @every_case
@@ -142,21 +198,31 @@ def test_vmap_equals_the_batched_call(case_name, method, chunk_size):
     leaves, h0, flags = draw(case, (3, B, 7), seed=seed_of(case_name, "vmap"), initial=True, resets=True)
     monoid = monoid_for(case)
     options = dict(method=method, chunk_size=chunk_size, reverse=True)
-    mapped = jax.vmap(lambda l, h, r: scan(monoid, l, initial=h, resets=r, axis=1, **options))(leaves, h0, flags)
-    batched = scan(monoid, leaves, initial=h0, resets=flags, axis=2, **options)
-    assert_matches(mapped, batched)
+
+    @jax.jit
+    def mapped_and_batched(leaves, h0, flags):
+        mapped = jax.vmap(lambda l, h, r: scan(monoid, l, initial=h, resets=r, axis=1, **options))(leaves, h0, flags)
+        return mapped, scan(monoid, leaves, initial=h0, resets=flags, axis=2, **options)
+
+    mapped, batched = mapped_and_batched(leaves, h0, flags)
+    assert_matches(mapped, batched, axis=2)
 
 
-@pytest.mark.parametrize("method,chunk_size", METHODS, ids=METHOD_IDS)
-def test_softmax_normalised_state_is_attention(method, chunk_size):
-    """With leaves (s_i, 1, v_i), normalised(state_t) = Σ_{i≤t} softmax(s)_i v_i."""
+def test_softmax_normalised_state_is_attention():
+    """With leaves (s_i, 1, v_i), normalised(state_t) = Σ_{i≤t} softmax(s)_i v_i, every method."""
     rng = np.random.default_rng(seed_of("attention"))
     scores, values = 3 * rng.normal(size=(B, 37)), rng.normal(size=(B, 37, 3))
-    states, final = scan(SoftmaxMonoid(), (scores, jnp.ones_like(scores), values), method=method,
-                         chunk_size=chunk_size)
     attention = softmax_attention(scores, values)
-    chex.assert_trees_all_close(SoftmaxMonoid.normalised(states), attention, **TOL)
-    chex.assert_trees_all_close(SoftmaxMonoid.normalised(final), attention[:, -1], **TOL)
+
+    @jax.jit
+    def all_methods(scores, values):
+        leaves = (scores, jnp.ones_like(scores), values)
+        return [scan(SoftmaxMonoid(), leaves, method=m, chunk_size=c) for m, c in METHODS]
+
+    for method, (states, final) in zip(METHOD_IDS, all_methods(scores, values)):
+        chex.assert_trees_all_close(SoftmaxMonoid.normalised(states), attention, **TOL, custom_message=method)
+        chex.assert_trees_all_close(SoftmaxMonoid.normalised(final), attention[:, -1], **TOL,
+                                    custom_message=method)
 
 
 class JitAndNoJitTest(chex.TestCase):
@@ -164,7 +230,7 @@ class JitAndNoJitTest(chex.TestCase):
 
     @chex.variants(with_jit=True, without_jit=True)
     @parameterized.product(case_name=list(CASES), method=CORE_METHODS)
-    def test_matches_reference(self, case_name, method):
+    def test_agrees_with_reference(self, case_name, method):
         method, chunk_size = method
         leaves, h0, flags, expected = problem(case_name, (B, 7), True, True, True)
         monoid = monoid_for(CASES[case_name])
