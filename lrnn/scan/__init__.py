@@ -9,7 +9,7 @@ See `engine.scan` for the options and `monoid` for the protocol a monoid impleme
 from lrnn.scan.diagonal import DiagonalMonoid, LogDiagonalMonoid
 from lrnn.scan.engine import scan
 from lrnn.scan.matrix import DenseMonoid, IdentityMinusRankOneMonoid, MatrixDecayMonoid
-from lrnn.scan.methods import MethodUnsupported, register_method, registered_methods
+from lrnn.scan.methods import register_method, registered_methods
 from lrnn.scan.monoid import Monoid
 from lrnn.scan.segmented import Segmented
 from lrnn.scan.softmax import SoftmaxMonoid
@@ -26,5 +26,4 @@ __all__ = [
     "Segmented",
     "register_method",
     "registered_methods",
-    "MethodUnsupported",
 ]

@@ -30,6 +30,7 @@ from lrnn.scan.diagonal_vjp import diagonal_scan, uses_reverse_scan_vjp
 from lrnn.scan.methods import get_method, registered_methods
 from lrnn.scan.monoid import Monoid
 from lrnn.scan.segmented import Segmented
+from lrnn.scan.sequential import start_state
 
 tree_map = jax.tree_util.tree_map
 
@@ -93,8 +94,7 @@ def scan(
             monoid, leaves = Segmented(inner=monoid), (resets, leaves)
 
     if length == 1:
-        start = monoid.empty_state(timeaxis.at(leaves, 0, axis)) if initial is None else initial
-        final = monoid.apply(timeaxis.at(leaves, 0, axis), start)
+        final = monoid.apply(timeaxis.at(leaves, 0, axis), start_state(monoid, leaves, initial, axis))
         states = timeaxis.expand(final, axis)
     elif isinstance(monoid, DiagonalMonoid) and uses_reverse_scan_vjp(method):
         a, b = leaves

@@ -17,7 +17,7 @@ empty state), and time at `axis` of every leaf. Methods:
                leaves, which change no state).
 
 `register_method(name, fn)` adds a method (the Pallas kernels register "pallas"); callers
-never change. A method may raise `MethodUnsupported` for a monoid it does not handle.
+never change.
 """
 
 from __future__ import annotations
@@ -25,18 +25,10 @@ from __future__ import annotations
 import math
 from typing import Callable
 
-import jax
 from jax import lax
 
 from lrnn.scan import timeaxis
-from lrnn.scan.sequential import sequential
-
-tree_map = jax.tree_util.tree_map
-
-
-class MethodUnsupported(ValueError):
-    """A registered method cannot run this monoid or configuration."""
-
+from lrnn.scan.sequential import sequential, start_state
 
 _REGISTRY: dict[str, Callable] = {}
 
@@ -53,27 +45,19 @@ def get_method(name: str) -> Callable:
     return _REGISTRY[name]
 
 
-def _length(leaves, axis):
-    return jax.tree_util.tree_leaves(leaves)[0].shape[axis]
-
-
-def _start(monoid, leaves, initial, axis):
-    return monoid.empty_state(timeaxis.at(leaves, 0, axis)) if initial is None else initial
-
-
 def associative(monoid, leaves, initial, *, axis, reverse, chunk_size=None):
     elements = monoid.expand(leaves)
     if initial is not None:
-        first = _length(leaves, axis) - 1 if reverse else 0
+        first = timeaxis.length(leaves, axis) - 1 if reverse else 0
         entry = monoid.combine(monoid.lift(initial), timeaxis.at(elements, first, axis))
         elements = timeaxis.put(elements, entry, first, axis)
     prefixes = lax.associative_scan(monoid.combine, elements, reverse=reverse, axis=axis)
     states = monoid.state_of(prefixes)
-    return states, timeaxis.at(states, 0 if reverse else _length(leaves, axis) - 1, axis)
+    return states, timeaxis.at(states, 0 if reverse else timeaxis.length(leaves, axis) - 1, axis)
 
 
 def chunked(monoid, leaves, initial, *, axis, reverse, chunk_size):
-    length = _length(leaves, axis)
+    length = timeaxis.length(leaves, axis)
     size = min(chunk_size, length)
     n = math.ceil(length / size)
     padding = n * size - length
@@ -90,7 +74,7 @@ def chunked(monoid, leaves, initial, *, axis, reverse, chunk_size):
     empty = monoid.expand(monoid.identity(timeaxis.at(blocks, 0, inner)))
     summaries = lax.fori_loop(0, size, fold, empty)
     prefixes = lax.associative_scan(monoid.combine, summaries, reverse=reverse, axis=axis)
-    start = _start(monoid, leaves, initial, axis)
+    start = start_state(monoid, leaves, initial, axis)
     if initial is not None:
         prefixes = monoid.combine(monoid.lift(timeaxis.expand(start, axis)), prefixes)
     after = monoid.state_of(prefixes)

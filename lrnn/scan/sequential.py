@@ -28,12 +28,13 @@ from lrnn.scan import timeaxis
 tree_map = jax.tree_util.tree_map
 
 
-def _length(leaves, axis):
-    return jax.tree_util.tree_leaves(leaves)[0].shape[axis]
+def start_state(monoid, leaves, initial, axis):
+    """`initial`, or the monoid's empty state when there is none."""
+    return monoid.empty_state(timeaxis.at(leaves, 0, axis)) if initial is None else initial
 
 
 def _loop(monoid, leaves, start, axis, reverse):
-    length = _length(leaves, axis)
+    length = timeaxis.length(leaves, axis)
     layout = jax.eval_shape(monoid.apply, timeaxis.at(leaves, 0, axis), start)
 
     def body(i, carry):
@@ -63,7 +64,7 @@ def _inexact(x):
 def _backward(monoid, axis, reverse, residuals, cotangents):
     leaves, start, states = residuals
     states_bar, final_bar = cotangents
-    length = _length(leaves, axis)
+    length = timeaxis.length(leaves, axis)
     first = length - 1 if reverse else 0
     flat, treedef = jax.tree_util.tree_flatten(leaves)
     differentiable = [i for i, x in enumerate(flat) if _inexact(x)]
@@ -93,5 +94,4 @@ _differentiable_loop.defvjp(_forward, _backward)
 
 def sequential(monoid, leaves, initial, *, axis, reverse, chunk_size=None):
     """States (time at `axis`) and final state, one step at a time."""
-    start = monoid.empty_state(timeaxis.at(leaves, 0, axis)) if initial is None else initial
-    return _differentiable_loop(monoid, leaves, start, axis, reverse)
+    return _differentiable_loop(monoid, leaves, start_state(monoid, leaves, initial, axis), axis, reverse)

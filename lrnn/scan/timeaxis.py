@@ -14,6 +14,11 @@ from jax import lax
 tree_map = jax.tree_util.tree_map
 
 
+def length(tree, axis):
+    """The number of steps: the size of the time axis (shared by every leaf)."""
+    return jax.tree_util.tree_leaves(tree)[0].shape[axis]
+
+
 def at(tree, t, axis):
     """The slice at time `t` (traced or static) of every leaf, time axis removed."""
     return tree_map(lambda x: lax.dynamic_index_in_dim(x, t, axis, keepdims=False), tree)
