@@ -2,7 +2,7 @@
 
 The grid: every monoid × method (sequential, associative, chunked with C = 1, 3, 16 and
 C > T) × initial state (none / given) × direction × resets (none / random), at T = 1 and
-T = 37 (odd, so every chunk size but C > T pads its last chunk); states and final state
+T = 25 (odd: chunks of 3 and of 16 leave a padded last chunk); states and final state
 both checked. Then the properties a caller relies on, at T = 7 or 10: a packed batch with
 resets equals its sequences scanned one by one; time may sit on any axis; "auto" is
 correct; vmap equals the batched call; jit and no-jit agree.
@@ -27,6 +27,7 @@ from tests.scan.references import CASES, diagonal, draw, softmax_attention
 
 TOL = dict(rtol=1e-9, atol=1e-9)
 B = 2
+T = 25  # the grid's long sequence
 
 # (method, chunk_size); 64 is larger than every length used here.
 METHODS = [("sequential", None), ("associative", None), ("chunked", 1), ("chunked", 3),
@@ -111,7 +112,7 @@ def assert_matches(actual, expected, axis=1):
 
 @every_method
 @every_option
-@pytest.mark.parametrize("length", [1, 37])
+@pytest.mark.parametrize("length", [1, T])
 @every_case  # varies slowest, so the tests sharing one compiled grid run together (also under xdist)
 def test_matches_reference(case_name, method, chunk_size, initial, reverse, resets, length):
     option = (initial, reverse, resets)
@@ -127,19 +128,19 @@ def test_matches_reference(case_name, method, chunk_size, initial, reverse, rese
                          ids=["plain", "h0-rev-resets"])
 def test_default_choices_match_reference(case_name, method, initial, reverse, resets):
     """method="auto", and "chunked" without a chunk size, pick what they run themselves."""
-    leaves, h0, flags, expected = problem(case_name, (B, 37), initial, reverse, resets)
+    leaves, h0, flags, expected = problem(case_name, (B, T), initial, reverse, resets)
     assert_matches(run(case_name, leaves, h0, flags, method=method, reverse=reverse), expected)
 
 
-@pytest.mark.parametrize("shape", [(37,), (1, 37)], ids=["time-only", "batch-of-one"])
+@pytest.mark.parametrize("shape", [(T,), (1, T)], ids=["time-only", "batch-of-one"])
 def test_resets_broadcast_over_the_batch(shape):
     """resets broadcastable to (B, T) act as the broadcast array."""
-    leaves, _, flags, _ = problem("diagonal", (B, 37), False, False, True)
+    leaves, _, flags, _ = problem("diagonal", (B, T), False, False, True)
     row = flags[0]
     broadcast = scan(DiagonalMonoid(), leaves, resets=row.reshape(shape), method="sequential")
-    explicit = scan(DiagonalMonoid(), leaves, resets=np.broadcast_to(row, (B, 37)), method="sequential")
+    explicit = scan(DiagonalMonoid(), leaves, resets=np.broadcast_to(row, (B, T)), method="sequential")
     chex.assert_trees_all_close(broadcast, explicit, **TOL)
-    chex.assert_trees_all_close(broadcast, diagonal(leaves, resets=np.broadcast_to(row, (B, 37))), **TOL)
+    chex.assert_trees_all_close(broadcast, diagonal(leaves, resets=np.broadcast_to(row, (B, T))), **TOL)
 
 
 @every_case
@@ -211,7 +212,7 @@ def test_vmap_equals_the_batched_call(case_name, method, chunk_size):
 def test_softmax_normalised_state_is_attention():
     """With leaves (s_i, 1, v_i), normalised(state_t) = Σ_{i≤t} softmax(s)_i v_i, every method."""
     rng = np.random.default_rng(seed_of("attention"))
-    scores, values = 3 * rng.normal(size=(B, 37)), rng.normal(size=(B, 37, 3))
+    scores, values = 3 * rng.normal(size=(B, T)), rng.normal(size=(B, T, 3))
     attention = softmax_attention(scores, values)
 
     @jax.jit
