@@ -48,7 +48,7 @@ def merge(tree, axis):
 
 
 def concat(first, rest, axis):
-    """Concatenate along time; `first` has time length 1 or more."""
+    """`first` then `rest`, along time."""
     return tree_map(lambda f, r: jnp.concatenate([f, r], axis=axis), first, rest)
 
 

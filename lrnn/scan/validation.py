@@ -10,8 +10,9 @@ import numpy as np
 from lrnn.scan.monoid import Monoid
 
 
-def _describe(x) -> str:
-    return f"shape {tuple(np.shape(x))} dtype {jnp.asarray(x).dtype}" if hasattr(x, "shape") else repr(x)
+def _inexact(x) -> bool:
+    """Floating or complex."""
+    return jnp.issubdtype(x.dtype, jnp.inexact)
 
 
 def check_monoid(monoid) -> None:
@@ -32,7 +33,7 @@ def check_elements(monoid: Monoid, elements) -> tuple:
         )
     leaves = tuple(jnp.asarray(x) for x in elements)
     for i, x in enumerate(leaves):
-        if not (jnp.issubdtype(x.dtype, jnp.floating) or jnp.issubdtype(x.dtype, jnp.complexfloating)):
+        if not _inexact(x):
             raise TypeError(f"elements[{i}] ({monoid.leaf_names[i]}) must be a floating or complex array, got dtype {x.dtype}")
     return leaves
 
@@ -107,7 +108,7 @@ def check_initial(initial, layout):
         if x.shape != want.shape:
             raise ValueError(f"initial must have shape {want.shape} (the state: elements without the scan axis), "
                              f"got {x.shape}")
-        if not (jnp.issubdtype(x.dtype, jnp.floating) or jnp.issubdtype(x.dtype, jnp.complexfloating)):
+        if not _inexact(x):
             raise TypeError(f"initial must be floating or complex, got dtype {x.dtype}")
         if jnp.iscomplexobj(x) and not jnp.issubdtype(want.dtype, jnp.complexfloating):
             raise TypeError(f"initial is complex ({x.dtype}) but the monoid's state is real ({want.dtype})")

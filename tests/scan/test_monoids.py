@@ -26,10 +26,11 @@ seeds = st.integers(0, 2**32 - 1)
 batch_shapes = st.sampled_from([(), (3,), (2, 3)])
 
 
-def build(case_name: str, segmented: bool):
+def build(case_name: str, segmented: bool, seed: int):
+    """(case, its monoid — wrapped in `Segmented` if asked — and a generator seeded by `seed`)."""
     case = CASES[case_name]
     inner = monoid_for(case)
-    return case, (Segmented(inner=inner) if segmented else inner)
+    return case, (Segmented(inner=inner) if segmented else inner), np.random.default_rng(seed)
 
 
 def random_leaf(case, monoid, rng, batch):
@@ -48,8 +49,7 @@ every_case = pytest.mark.parametrize("case_name", list(CASES))
 @both
 @given(seed=seeds, batch=batch_shapes)
 def test_combine_is_associative(case_name, segmented, seed, batch):
-    case, monoid = build(case_name, segmented)
-    rng = np.random.default_rng(seed)
+    case, monoid, rng = build(case_name, segmented, seed)
     x, y, z = (monoid.expand(random_leaf(case, monoid, rng, batch)) for _ in range(3))
     left = monoid.combine(monoid.combine(x, y), z)
     right = monoid.combine(x, monoid.combine(y, z))
@@ -61,8 +61,7 @@ def test_combine_is_associative(case_name, segmented, seed, batch):
 @both
 @given(seed=seeds, batch=batch_shapes)
 def test_identity_is_neutral_on_both_sides(case_name, segmented, seed, batch):
-    case, monoid = build(case_name, segmented)
-    rng = np.random.default_rng(seed)
+    case, monoid, rng = build(case_name, segmented, seed)
     leaf = random_leaf(case, monoid, rng, batch)
     element = monoid.expand(leaf)
     identity = monoid.expand(monoid.identity(leaf))
@@ -74,8 +73,7 @@ def test_identity_is_neutral_on_both_sides(case_name, segmented, seed, batch):
 @both
 @given(seed=seeds, batch=batch_shapes)
 def test_apply_is_composition_with_the_lifted_state(case_name, segmented, seed, batch):
-    case, monoid = build(case_name, segmented)
-    rng = np.random.default_rng(seed)
+    case, monoid, rng = build(case_name, segmented, seed)
     leaf = random_leaf(case, monoid, rng, batch)
     state = case.initial(rng, batch)
     stepped = monoid.apply(leaf, state)
@@ -87,8 +85,7 @@ def test_apply_is_composition_with_the_lifted_state(case_name, segmented, seed, 
 @every_case
 @given(seed=seeds, batch=batch_shapes)
 def test_identity_leaf_leaves_every_state_unchanged(case_name, seed, batch):
-    case, monoid = build(case_name, segmented=False)
-    rng = np.random.default_rng(seed)
+    case, monoid, rng = build(case_name, segmented=False, seed=seed)
     leaf = random_leaf(case, monoid, rng, batch)
     state = case.initial(rng, batch)
     chex.assert_trees_all_close(monoid.apply(monoid.identity(leaf), state), state, **TOL)
@@ -98,8 +95,7 @@ def test_identity_leaf_leaves_every_state_unchanged(case_name, seed, batch):
 @given(seed=seeds, batch=batch_shapes)
 def test_apply_matches_one_step_of_the_reference(case_name, seed, batch):
     """apply(leaf, s) is the recurrence's own equation (the reference over one step)."""
-    case, monoid = build(case_name, segmented=False)
-    rng = np.random.default_rng(seed)
+    case, monoid, rng = build(case_name, segmented=False, seed=seed)
     leaf = case.leaves(rng, batch + (1,))
     state = case.initial(rng, batch)
     _, expected = case.reference(leaf, state, axis=len(batch))
@@ -111,8 +107,7 @@ def test_apply_matches_one_step_of_the_reference(case_name, seed, batch):
 @given(seed=seeds, batch=batch_shapes)
 def test_segmented_flag_starts_from_the_empty_state(case_name, seed, batch):
     """A set flag drops the earlier element: (True, e) after anything is e's own prefix."""
-    case, monoid = build(case_name, segmented=True)
-    rng = np.random.default_rng(seed)
+    case, monoid, rng = build(case_name, segmented=True, seed=seed)
     earlier = monoid.expand(random_leaf(case, monoid, rng, batch))
     _, leaf = random_leaf(case, monoid, rng, batch)
     flagged = monoid.expand((jnp.ones(batch, bool), leaf))
