@@ -1,0 +1,147 @@
+"""The contract every diagonal-state cell keeps, and the machinery it gets for free.
+
+A diagonal cell says what its recurrence elements are,
+
+    h_t = a_t ⊙ h_{t−1} + b_t          (a_t, b_t) = elements(params, x)
+    y_t = readout(params, h_t, x_t)
+
+and inherits from `DiagonalCell`:
+
+    init(key) -> params                                            the paper's init
+    forward(params, x, state=None, *, method, resets, chunk_size) -> (y, final_state)
+    step(params, state, x_t) -> (y_t, new_state)                   one token, O(state) memory
+    initial_state(batch_shape, dtype) -> state                     zeros
+    param_labels(params) -> {"name": "recurrent" | "regular"}      for optax.multi_transform
+
+`forward` builds the elements of every token, runs them through `lrnn.scan` (any method)
+and reads out; `step` builds one token's elements and applies the monoid once. The two
+share `elements` and `readout`, so they compute the same function by construction; the
+tests check both against a loop of the paper's equations written independently.
+
+Shapes: x (B, T, d_in) batch-first; states (B, *state_shape); y (B, T, d_out).
+Precision: the cell computes in float32 or wider (bf16 inputs are promoted) and returns y in
+the input's dtype; states stay in the compute dtype (complex for complex cells).
+
+The sizes live in the dataclass next to the other hyperparameters (so `init(key)` takes no
+width, unlike the `init(key, d_in)` ARCHITECTURE.md sketches): `initial_state` needs the
+state's width before any params exist, and a stacked model builds every layer from its
+config alone.
+
+A cell whose scan runs in another space (minGRU/minLSTM's log-space scan) sets `monoid`
+and maps states in and out of it with `to_scan_state` / `from_scan_state`.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import jax
+import jax.numpy as jnp
+
+from lrnn.cells import checks
+from lrnn.scan import DiagonalMonoid, Monoid, scan
+
+RECURRENT = "recurrent"
+REGULAR = "regular"
+
+
+class DiagonalCell:
+    """Base class of the frozen dataclasses in lrnn.cells; subclasses define the fields."""
+
+    d_in: int
+    monoid: ClassVar[Monoid] = DiagonalMonoid()
+    # Names of the params that shape the recurrence itself (eigenvalues, steps, input
+    # normalisation): papers give them a smaller learning rate and no weight decay.
+    recurrent_params: ClassVar[frozenset] = frozenset()
+
+    # ---- what a cell defines -------------------------------------------------------------
+    def init(self, key: jax.Array) -> dict:
+        raise NotImplementedError
+
+    @property
+    def state_shape(self) -> tuple:
+        raise NotImplementedError
+
+    @property
+    def d_out(self) -> int:
+        return self.d_in
+
+    @property
+    def complex_state(self) -> bool:
+        return False
+
+    def elements(self, params: dict, x: jax.Array, **inputs) -> tuple:
+        """(a, b), each (B, T, *state_shape), for inputs x (B, T, d_in) and any extra
+        per-call inputs the cell takes (HGRN's layer lower bound)."""
+        raise NotImplementedError
+
+    def readout(self, params: dict, h: jax.Array, x: jax.Array, **inputs) -> jax.Array:
+        """y (B, T, d_out) from states h (B, T, *state_shape) and inputs x (B, T, d_in)."""
+        raise NotImplementedError
+
+    def to_scan_state(self, h: jax.Array) -> jax.Array:
+        return h
+
+    def from_scan_state(self, s: jax.Array) -> jax.Array:
+        return s
+
+    # ---- what every cell gets ------------------------------------------------------------
+    def initial_state(self, batch_shape: tuple, dtype=jnp.float32) -> jax.Array:
+        """Zeros (*batch_shape, *state_shape), complex when the cell's state is."""
+        dtype = jnp.promote_types(dtype, jnp.complex64) if self.complex_state else dtype
+        return jnp.zeros(tuple(batch_shape) + self.state_shape, dtype)
+
+    def param_labels(self, params: dict) -> dict:
+        """"recurrent" or "regular" per param, shaped like `params` (optax.multi_transform)."""
+        return {name: RECURRENT if name in self.recurrent_params else REGULAR for name in params}
+
+    def forward(self, params: dict, x, state=None, *, method: str = "auto", resets=None,
+                chunk_size: int | None = None, **inputs):
+        """The parallel path: every token's elements, one `lrnn.scan`, the readout.
+
+        Args:
+          params: from `init`.
+          x: (B, T, d_in) real inputs.
+          state: (B, *state_shape) state before the first token; None for zeros.
+          method, chunk_size: the engine's scan method (see `lrnn.scan.scan`).
+          resets: (B, T) bool; True at t starts a fresh state there (packed sequences).
+          **inputs: extra per-call inputs of the cell, if it takes any (e.g. HGRN's
+            `lower_bound`); the same go to `step`.
+
+        Returns:
+          y (B, T, d_out) in x's dtype, and the state after the last token.
+        """
+        x = checks.sequence(x, self.d_in)
+        xc = x.astype(jnp.promote_types(x.dtype, jnp.float32))
+        initial = None if state is None else self.to_scan_state(self._check_state("state", state, x.shape[0]))
+        states, final = self.scan(self.elements(params, xc, **inputs), initial, method=method, resets=resets,
+                                  chunk_size=chunk_size)
+        y = self.readout(params, self.from_scan_state(states), xc, **inputs)
+        return y.astype(x.dtype), self.from_scan_state(final)
+
+    def step(self, params: dict, state, x_t, **inputs):
+        """The inference path: one token for a batch.
+
+        Args:
+          params: from `init`.
+          state: (B, *state_shape), e.g. from `initial_state((B,))` or `forward`.
+          x_t: (B, d_in) the token's inputs.
+          **inputs: the cell's extra per-call inputs, as for `forward`.
+
+        Returns:
+          y_t (B, d_out) in x_t's dtype, and the new state.
+        """
+        x_t = checks.token(x_t, self.d_in)
+        state = self._check_state("state", state, x_t.shape[0])
+        xc = x_t.astype(jnp.promote_types(x_t.dtype, jnp.float32))[:, None]
+        a, b = self.elements(params, xc, **inputs)
+        h = self.from_scan_state(self.monoid.apply((a[:, 0], b[:, 0]), self.to_scan_state(state)))
+        y = self.readout(params, h[:, None], xc, **inputs)[:, 0]
+        return y.astype(x_t.dtype), h
+
+    def scan(self, elements: tuple, initial, **options):
+        """`lrnn.scan` over time (axis 1) with this cell's monoid."""
+        return scan(self.monoid, elements, axis=1, initial=initial, **options)
+
+    def _check_state(self, name: str, state, batch: int) -> jax.Array:
+        return checks.state(name, state, (batch,) + self.state_shape, self.complex_state)

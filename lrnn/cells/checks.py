@@ -1,0 +1,67 @@
+"""Argument checks shared by the cells: bad input fails here, naming the argument, what
+was expected and what was given, before anything is traced or compiled."""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpy as np
+
+
+def _shape_text(shape) -> str:
+    return "(" + ", ".join(str(s) for s in shape) + ")"
+
+
+def positive_int(name: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+
+
+def in_range(name: str, value, low: float, high: float, *, closed_low=True, closed_high=True) -> None:
+    """low ≤ value ≤ high, with either end open when asked."""
+    ok_low = value >= low if closed_low else value > low
+    ok_high = value <= high if closed_high else value < high
+    if not (ok_low and ok_high):
+        left, right = "[" if closed_low else "(", "]" if closed_high else ")"
+        raise ValueError(f"{name} must lie in {left}{low}, {high}{right}, got {value!r}")
+
+
+def one_of(name: str, value, choices) -> None:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(repr(c) for c in choices)}, got {value!r}")
+
+
+def real_array(name: str, x, rank: int, width: int, layout: str):
+    """x as a real floating array of `rank` dims whose last dim is `width`."""
+    x = jnp.asarray(x)
+    if not jnp.issubdtype(x.dtype, jnp.floating):
+        raise TypeError(f"{name} must be a real floating array {layout}, got dtype {x.dtype}")
+    if x.ndim != rank or x.shape[-1] != width:
+        expected = layout.replace("d_in", str(width))
+        raise ValueError(f"{name} must have shape {expected}, got {_shape_text(x.shape)}")
+    return x
+
+
+def sequence(x, d_in: int):
+    """A batch of input sequences (B, T, d_in), T ≥ 1."""
+    x = real_array("x", x, 3, d_in, "(B, T, d_in)")
+    if x.shape[1] < 1:
+        raise ValueError(f"x must have at least one time step, got shape {_shape_text(x.shape)}")
+    return x
+
+
+def token(x_t, d_in: int):
+    """One input step for a batch (B, d_in)."""
+    return real_array("x_t", x_t, 2, d_in, "(B, d_in)")
+
+
+def state(name: str, value, shape: tuple, is_complex: bool):
+    """A recurrent state of exactly `shape`, complex iff the cell's state is."""
+    value = jnp.asarray(value)
+    kind = "complex" if is_complex else "real floating"
+    ok_kind = jnp.iscomplexobj(value) if is_complex else jnp.issubdtype(value.dtype, jnp.floating)
+    if value.shape != tuple(shape) or not ok_kind:
+        raise ValueError(
+            f"{name} must be a {kind} array of shape {_shape_text(shape)} (batch, *state_shape), "
+            f"got {value.dtype} {_shape_text(value.shape)}"
+        )
+    return value

@@ -1,0 +1,28 @@
+"""Initialisers the papers share, each with its formula in its body.
+
+    log_uniform:       log Δ ~ U[log low, log high]                (S4D, S5, Mamba's Δ)
+    ring_log_radius:   log r with r² ~ U[r_min², r_max²], so r is uniform on the area of
+                       the ring r_min ≤ |λ| ≤ r_max                 (LRU)
+    inverse_softplus:  z with softplus(z) = y, for y > 0            (Mamba's Δ bias, RG-LRU's Λ)
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+
+def log_uniform(key, shape, low: float, high: float, dtype=jnp.float32) -> jax.Array:
+    """log x for x log-uniform on [low, high]."""
+    return jax.random.uniform(key, shape, dtype, jnp.log(low), jnp.log(high))
+
+
+def ring_log_radius(key, shape, r_min: float, r_max: float, dtype=jnp.float32) -> jax.Array:
+    """log r = ½·log(u·(r_max² − r_min²) + r_min²), u ~ U[0, 1]."""
+    u = jax.random.uniform(key, shape, dtype)
+    return 0.5 * jnp.log(u * (r_max**2 - r_min**2) + r_min**2)
+
+
+def inverse_softplus(y: jax.Array) -> jax.Array:
+    """log(exp(y) − 1), written as y + log(1 − exp(−y)) so large y does not overflow."""
+    return y + jnp.log(-jnp.expm1(-y))
