@@ -1,0 +1,261 @@
+"""The contract suite: every cell case in tests/cells/references against its independent
+per-step loop, in float64, and the properties a caller of any cell relies on.
+
+A registered cell joins by having a Case (the first test fails for one that has none).
+Tolerances: float64 against float64 loops, 1e-8 relative and absolute (the engine's methods
+reassociate sums, nothing more); bf16 inputs against the float32 output, 5e-2 of the output's
+scale (bf16 keeps 8 mantissa bits; the recurrence itself runs in float32).
+"""
+
+from __future__ import annotations
+
+import zlib
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from absl.testing import parameterized
+
+from lrnn.cells import RECURRENT, REGULAR, registered_cells
+from tests.cells.references import all_cases
+
+CASES = all_cases()
+IDS = sorted(CASES)
+STEPWISE = [name for name in IDS if CASES[name].stepwise]
+METHODS = {"sequential": ("sequential", None), "associative": ("associative", None),
+           "chunked3": ("chunked", 3), "auto": ("auto", None)}  # id: (method, chunk size)
+TOL = dict(rtol=1e-8, atol=1e-8)
+B = 2
+
+
+def seed(*parts) -> int:
+    return zlib.crc32("/".join(map(str, parts)).encode())
+
+
+def to64(tree):
+    return jax.tree_util.tree_map(lambda a: a.astype(jnp.complex128 if jnp.iscomplexobj(a) else jnp.float64), tree)
+
+
+def setup(name, length, *, with_state=True, batch=B):
+    """(case, float64 params, x (batch, length, d_in), h0 or None), drawn per case name."""
+    case = CASES[name]
+    key_p, key_x, key_h = jax.random.split(jax.random.PRNGKey(seed(name, length)), 3)
+    params = to64(case.cell.init(key_p))
+    x = jax.random.normal(key_x, (batch, length, case.cell.d_in), jnp.float64)
+    h0 = None
+    if with_state:
+        h0 = 0.5 * jax.random.normal(key_h, (batch,) + case.cell.state_shape, jnp.float64)
+        if case.cell.complex_state:
+            h0 = h0 * jnp.exp(1j * jax.random.uniform(key_h, h0.shape, jnp.float64, 0, 2 * np.pi))
+        h0 = jnp.abs(h0) + 0.1 if getattr(case.cell, "log_space", False) else h0
+    return case, params, x, h0
+
+
+def reference(case, params, x, h0):
+    if h0 is None:
+        h0 = to64(case.cell.initial_state((x.shape[0],)))
+    return case.reference(case.cell, params, x, h0, **case.kwargs)
+
+
+def test_every_registered_cell_has_a_case():
+    covered = {type(case.cell) for case in CASES.values()}
+    missing = [name for name, cls in registered_cells().items() if cls not in covered]
+    assert not missing, f"registered cells without a reference case in tests/cells/references: {missing}"
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("name", IDS)
+def test_forward_matches_reference(name, method):
+    for length in (1, 7):
+        for with_state in (False, True):
+            case, params, x, h0 = setup(name, length, with_state=with_state)
+            forward = jax.jit(lambda p, x, h: case.cell.forward(
+                p, x, h, method=METHODS[method][0], chunk_size=METHODS[method][1], **case.kwargs))
+            y, final = forward(params, x, h0)
+            y_ref, final_ref = reference(case, params, x, h0)
+            chex.assert_shape(y, (B, length, case.cell.d_out))
+            chex.assert_shape(final, (B,) + case.cell.state_shape)
+            chex.assert_trees_all_close((y, final), (y_ref, final_ref), **TOL)
+
+
+@pytest.mark.parametrize("name", STEPWISE)
+def test_step_matches_forward(name):
+    case, params, x, h0 = setup(name, 7)
+    y, final = case.cell.forward(params, x, h0, **case.kwargs)
+    state, ys = h0, []
+    for t in range(x.shape[1]):
+        y_t, state = case.cell.step(params, state, x[:, t], **case.kwargs)
+        ys.append(y_t)
+    chex.assert_trees_all_close((jnp.stack(ys, axis=1), state), (y, final), **TOL)
+    chex.assert_trees_all_close(state, reference(case, params, x, h0)[1], **TOL)
+
+
+@pytest.mark.parametrize("name", STEPWISE)
+def test_step_from_initial_state(name):
+    case, params, x, _ = setup(name, 3)
+    state = case.cell.initial_state((B,), jnp.float64)
+    chex.assert_shape(state, (B,) + case.cell.state_shape)
+    for t in range(x.shape[1]):
+        y_t, state = case.cell.step(params, state, x[:, t], **case.kwargs)
+    y_ref, final_ref = reference(case, params, x, None)
+    chex.assert_trees_all_close((y_t, state), (y_ref[:, -1], final_ref), **TOL)
+
+
+def test_non_causal_cells_refuse_step():
+    for name in sorted(set(IDS) - set(STEPWISE)):
+        case, params, x, _ = setup(name, 1)
+        with pytest.raises(ValueError, match="step"):
+            case.cell.step(params, case.cell.initial_state((B,), jnp.float64), x[:, 0], **case.kwargs)
+
+
+@pytest.mark.parametrize("method", ["sequential", "associative"])
+@pytest.mark.parametrize("name", IDS)
+def test_packed_sequences_equal_separate_ones(name, method):
+    case, params, x, h0 = setup(name, 7)
+    forward = jax.jit(lambda x, h, resets: case.cell.forward(params, x, h, resets=resets, method=method,
+                                                              **case.kwargs))
+    resets = jnp.zeros((B, 7), bool).at[:, 3].set(True).at[1, 5].set(True)
+    y, final = forward(x, h0, resets)
+    first, _ = forward(x[:, :3], h0, None)
+    chex.assert_trees_all_close(y[:, :3], first, **TOL)
+    y0, final0 = forward(x[:1, 3:], None, None)
+    chex.assert_trees_all_close((y[:1, 3:], final[:1]), (y0, final0), **TOL)
+    y1, final1 = forward(x[1:, 5:], None, None)
+    chex.assert_trees_all_close((y[1:, 5:], final[1:]), (y1, final1), **TOL)
+
+
+def _loss(outputs, weights):
+    y, final = outputs
+    return jnp.sum(y * weights[0]) + jnp.sum(jnp.real(final * weights[1]))
+
+
+@pytest.mark.parametrize("method", ["sequential", "associative", "chunked3"])
+@pytest.mark.parametrize("name", IDS)
+def test_gradients_match_reference(name, method):
+    case, params, x, h0 = setup(name, 6)
+    key = jax.random.PRNGKey(seed(name, "weights"))
+    weights = (jax.random.normal(key, (B, 6, case.cell.d_out), jnp.float64),
+               jax.random.normal(key, h0.shape, jnp.float64))
+
+    def cell_loss(params, x, h0):
+        return _loss(case.cell.forward(params, x, h0, method=METHODS[method][0],
+                                       chunk_size=METHODS[method][1], **case.kwargs), weights)
+
+    def reference_loss(params, x, h0):
+        return _loss(reference(case, params, x, h0), weights)
+
+    grads = jax.jit(jax.grad(cell_loss, argnums=(0, 1, 2)))(params, x, h0)
+    expected = jax.jit(jax.grad(reference_loss, argnums=(0, 1, 2)))(params, x, h0)
+    chex.assert_trees_all_close(grads, expected, rtol=1e-7, atol=1e-7)
+
+
+class JitTest(parameterized.TestCase):
+    @chex.variants(with_jit=True, without_jit=True)
+    @parameterized.parameters(*IDS)
+    def test_forward_matches_reference(self, name):
+        case, params, x, h0 = setup(name, 5)
+        forward = self.variant(lambda p, x, h: case.cell.forward(p, x, h, **case.kwargs))
+        chex.assert_trees_all_close(forward(params, x, h0), reference(case, params, x, h0), **TOL)
+
+
+@pytest.mark.parametrize("name", IDS)
+def test_vmap_equals_the_batched_call(name):
+    case, params, x, h0 = setup(name, 5, batch=4)
+    stacked = jax.jit(jax.vmap(lambda x, h: case.cell.forward(params, x, h, **case.kwargs)))(
+        x.reshape((2, 2) + x.shape[1:]), h0.reshape((2, 2) + h0.shape[1:]))
+    y, final = case.cell.forward(params, x, h0, **case.kwargs)
+    chex.assert_trees_all_close(stacked, (y.reshape((2, 2) + y.shape[1:]), final.reshape((2, 2) + final.shape[1:])), **TOL)
+
+
+@pytest.mark.parametrize("name", IDS)
+def test_bfloat16_inputs(name):
+    case = CASES[name]
+    params = case.cell.init(jax.random.PRNGKey(seed(name)))
+    x = jax.random.normal(jax.random.PRNGKey(1), (B, 64, case.cell.d_in), jnp.float32)
+    y32, _ = case.cell.forward(params, x, **case.kwargs)
+    y16, final16 = case.cell.forward(params, x.astype(jnp.bfloat16), **case.kwargs)
+    assert y16.dtype == jnp.bfloat16
+    assert jnp.all(jnp.isfinite(y16.astype(jnp.float32))) and jnp.all(jnp.isfinite(jnp.abs(final16)))
+    scale = float(jnp.max(jnp.abs(y32))) + 1e-6
+    np.testing.assert_allclose(np.asarray(y16, np.float32), np.asarray(y32), atol=5e-2 * scale)
+
+
+def _one_case_per_cell():
+    seen, names = set(), []
+    for name in IDS:
+        if type(CASES[name].cell) not in seen:
+            seen.add(type(CASES[name].cell))
+            names.append(name)
+    return names
+
+
+@pytest.mark.parametrize("name", _one_case_per_cell())
+def test_long_sequences_stay_finite(name):
+    _long_sequence_is_finite(name, 2**16)
+
+
+@pytest.mark.slow
+def test_a_million_steps_stay_finite():
+    _long_sequence_is_finite("lru", 2**20)
+
+
+def _long_sequence_is_finite(name, length):
+    case = CASES[name]
+    params = case.cell.init(jax.random.PRNGKey(seed(name)))
+    x = jax.random.normal(jax.random.PRNGKey(2), (1, length, case.cell.d_in), jnp.float32)
+    y, final = jax.jit(lambda p, x: case.cell.forward(p, x, **case.kwargs))(params, x)
+    assert bool(jnp.all(jnp.isfinite(y))), f"{name}: non-finite output at T={length}"
+    assert bool(jnp.all(jnp.isfinite(jnp.abs(final)))), f"{name}: non-finite final state at T={length}"
+
+
+@pytest.mark.parametrize("name", IDS)
+def test_params_carry_group_labels(name):
+    case = CASES[name]
+    params = case.cell.init(jax.random.PRNGKey(0))
+    labels = case.cell.param_labels(params)
+    assert set(labels) == set(params)
+    assert set(labels.values()) <= {RECURRENT, REGULAR}
+    assert case.cell.recurrent_params <= set(params), "recurrent_params names a param init does not make"
+    # The labels drive optax.multi_transform: a frozen recurrent group stays put.
+    optimizer = optax.multi_transform({RECURRENT: optax.set_to_zero(), REGULAR: optax.sgd(0.1)}, labels)
+    grads = jax.tree_util.tree_map(jnp.ones_like, params)
+    updates, _ = optimizer.update(grads, optimizer.init(params), params)
+    new = optax.apply_updates(params, updates)
+    for key in params:
+        moved = not np.allclose(new[key], params[key])
+        assert moved == (labels[key] == REGULAR), key
+
+
+@pytest.mark.parametrize("name", IDS)
+def test_init_is_real_and_keyed(name):
+    cell = CASES[name].cell
+    first, again, other = (cell.init(jax.random.PRNGKey(k)) for k in (0, 0, 1))
+    chex.assert_trees_all_equal(first, again)
+    # Real floating leaves (complex params are stored as _re/_im pairs, so every optimizer
+    # and weight decay treats them alike); float32 unless float64 is switched on.
+    assert all(jnp.issubdtype(a.dtype, jnp.floating) for a in jax.tree_util.tree_leaves(first))
+    assert any(not np.array_equal(a, b) for a, b in zip(jax.tree_util.tree_leaves(first), jax.tree_util.tree_leaves(other)))
+
+
+@pytest.mark.parametrize("name", IDS)
+def test_bad_inputs_name_the_argument(name):
+    case, params, x, h0 = setup(name, 4)
+    cell, kw = case.cell, case.kwargs
+    with pytest.raises(ValueError, match=r"x must have shape \(B, T, "):
+        cell.forward(params, jnp.concatenate([x, x], -1), **kw)
+    with pytest.raises(ValueError, match=r"x must have shape"):
+        cell.forward(params, x[0], **kw)
+    with pytest.raises(TypeError, match="x must be a real floating array"):
+        cell.forward(params, x.astype(jnp.int32), **kw)
+    with pytest.raises(ValueError, match="state must be"):
+        cell.forward(params, x, jnp.concatenate([h0, h0], -1), **kw)
+    with pytest.raises(ValueError, match="state must be"):
+        cell.forward(params, x, h0[:1], **kw)
+    if case.stepwise:
+        with pytest.raises(ValueError, match="state must be"):
+            cell.step(params, h0[0], x[:, 0], **kw)
+        with pytest.raises(ValueError, match=r"x_t must have shape \(B, "):
+            cell.step(params, h0, jnp.concatenate([x[:, 0], x[:, 0]], -1), **kw)
