@@ -22,11 +22,24 @@ def test_quick_start_has_exactly_two_commands_and_ci_runs_the_test_one():
     assert "pytest" in commands[1]
 
 
-def test_readme_example_runs_and_its_shapes_hold():
-    code = re.search(r"```python\n(.*?)```", README, re.S).group(1)
+def _run_example(index: int) -> dict:
+    code = re.findall(r"```python\n(.*?)```", README, re.S)[index]
     namespace = {}
     exec(compile(code, "README.md", "exec"), namespace)
+    return namespace
+
+
+def test_readme_engine_example_runs_and_its_shapes_hold():
+    namespace = _run_example(0)
     chex.assert_shape(namespace["states"], (2, 100, 8))
     chex.assert_shape(namespace["final"], (2, 8))
     chex.assert_shape(namespace["S"], (2, 100, 4, 6))
     chex.assert_shape(namespace["S_final"], (2, 4, 6))
+
+
+def test_readme_cells_example_runs_and_its_shapes_hold():
+    namespace = _run_example(1)
+    chex.assert_shape(namespace["y"], (4, 256, 16))
+    chex.assert_shape(namespace["h"], (4, 32))
+    chex.assert_shape(namespace["y_next"], (4, 16))
+    chex.assert_shape(namespace["y_mamba"], (4, 256, 16))

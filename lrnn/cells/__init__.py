@@ -8,21 +8,43 @@ Each cell is a frozen dataclass of hyperparameters (sizes included) with pure fu
     state = cell.initial_state((B,))
     labels = cell.param_labels(params)                                # recurrent / regular
 
-See `base` for the contract and each module for its paper's equations.
+See `base` for the contract and each module for its paper's equations. Every cell registered
+below is run by the contract suite in tests/cells against a float64 loop of its equations.
 """
 
 from lrnn.cells.base import RECURRENT, REGULAR, DiagonalCell
+from lrnn.cells.hgrn import HGRN, lower_bounds
 from lrnn.cells.lru import LRU
+from lrnn.cells.mamba import Mamba
+from lrnn.cells.min_rnn import MinGRU, MinLSTM
 from lrnn.cells.registry import get_cell, register_cell, registered_cells
+from lrnn.cells.rglru import RGLRU
+from lrnn.cells.s4d import S4D
+from lrnn.cells.s5 import S5
 
 register_cell("lru", LRU)
+register_cell("s4d", S4D)
+register_cell("s5", S5)
+register_cell("hgrn", HGRN)
+register_cell("mingru", MinGRU)
+register_cell("minlstm", MinLSTM)
+register_cell("mamba", Mamba)
+register_cell("rglru", RGLRU)
 
 __all__ = [
     "DiagonalCell",
+    "HGRN",
     "LRU",
+    "Mamba",
+    "MinGRU",
+    "MinLSTM",
+    "RGLRU",
     "RECURRENT",
     "REGULAR",
+    "S4D",
+    "S5",
     "get_cell",
+    "lower_bounds",
     "register_cell",
     "registered_cells",
 ]

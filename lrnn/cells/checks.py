@@ -3,6 +3,9 @@ was expected and what was given, before anything is traced or compiled."""
 
 from __future__ import annotations
 
+import numbers
+
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -23,6 +26,26 @@ def in_range(name: str, value, low: float, high: float, *, closed_low=True, clos
     if not (ok_low and ok_high):
         left, right = "[" if closed_low else "(", "]" if closed_high else ")"
         raise ValueError(f"{name} must lie in {left}{low}, {high}{right}, got {value!r}")
+
+
+def concrete(value) -> np.ndarray | None:
+    """value as a numpy array, or None while it is traced (under jit, grad or vmap) and so
+    has no value to check yet."""
+    return None if isinstance(value, jax.core.Tracer) else np.asarray(value)
+
+
+def flag(name: str, value) -> None:
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be True or False, got {value!r}")
+
+
+def step_range(dt_min, dt_max) -> None:
+    """0 < dt_min ≤ dt_max, the range a discretisation step Δ is drawn from (S4D, S5, Mamba)."""
+    for name, value in (("dt_min", dt_min), ("dt_max", dt_max)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 < value < float("inf"):
+            raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+    if dt_min > dt_max:
+        raise ValueError(f"dt_min must not exceed dt_max, got dt_min={dt_min!r} > dt_max={dt_max!r}")
 
 
 def one_of(name: str, value, choices) -> None:

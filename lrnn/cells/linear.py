@@ -3,7 +3,7 @@
     y = x W + b          W: (d_in, d_out), b: (d_out,)
 
 Initialised as PyTorch's nn.Linear (W, b ~ U[−1/√d_in, 1/√d_in]), which minGRU/minLSTM,
-HGRN, Mamba and RG-LRU inherit from their reference code.
+HGRN and Mamba inherit from their reference code.
 """
 
 from __future__ import annotations

@@ -183,16 +183,7 @@ def test_bfloat16_inputs(name):
     np.testing.assert_allclose(np.asarray(y16, np.float32), np.asarray(y32), atol=5e-2 * scale)
 
 
-def _one_case_per_cell():
-    seen, names = set(), []
-    for name in IDS:
-        if type(CASES[name].cell) not in seen:
-            seen.add(type(CASES[name].cell))
-            names.append(name)
-    return names
-
-
-@pytest.mark.parametrize("name", _one_case_per_cell())
+@pytest.mark.parametrize("name", IDS)
 def test_long_sequences_stay_finite(name):
     _long_sequence_is_finite(name, 2**16)
 
