@@ -26,7 +26,6 @@ import argparse
 import dataclasses
 import pathlib
 import sys
-import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 if __package__ in (None, ""):  # run as a file: make the repository root importable
@@ -45,7 +44,6 @@ METHODS = ("auto", "sequential", "associative")
 LOOP = "step_loop"
 FORWARD, TRAIN = "forward", "forward+backward"
 SECTION = "## Cells (experiments/bench_cells.py)"
-RESULTS = ROOT / "experiments" / "results"
 
 # Sizes beyond the width for the cells that have them. S4D and Mamba keep N states per channel,
 # so their per-token state is D·N: N = 16 (Mamba's default; 8 complex modes for S4D).
@@ -82,39 +80,29 @@ def candidates(cell):
     return runs
 
 
-def training(forward, cotangent):
-    def loss(params, x):
+def for_pass(forward, pass_: str):
+    """fn(params, x, cotangent): the forward pass, or the gradient of sum(y·cotangent) w.r.t.
+    params and x (the cotangent is an argument, not a constant baked into the program)."""
+    if pass_ == FORWARD:
+        return lambda params, x, cotangent: forward(params, x)
+
+    def loss(params, x, cotangent):
         return jnp.sum(forward(params, x)[0] * cotangent)
     return jax.grad(loss, argnums=(0, 1))
 
 
-@dataclasses.dataclass(frozen=True)
-class Timing:
-    rounds: int
-    min_seconds: float
-    max_calls: int
-    max_call_seconds: float
-
-
-def measure(name: str, cell, batch: int, length: int, timing: Timing, seed: int) -> list[dict]:
+def measure(name: str, cell, batch: int, length: int, timing: benchlib.Timing, seed: int) -> list[dict]:
     key_p, key_x, key_c = jax.random.split(jax.random.PRNGKey(seed), 3)
     params = cell.init(key_p)
     x = jax.random.normal(key_x, (batch, length, cell.d_in), jnp.float32)
     cotangent = jax.random.normal(key_c, (batch, length, cell.d_out), jnp.float32)
     records = []
     for pass_ in (FORWARD, TRAIN):
-        progress(f"{name} T={length} {pass_}")
-        runs, compile_seconds = {}, {}
-        for method, forward in candidates(cell).items():
-            fn = forward if pass_ == FORWARD else training(forward, cotangent)
-            compiled, compile_seconds[method] = benchlib.compile_timed(fn, params, x)
-            runs[method] = lambda compiled=compiled: compiled(params, x)
-        samples, once = benchlib.interleaved(runs, timing.rounds, min_seconds=timing.min_seconds,
-                                             max_calls=timing.max_calls,
-                                             max_call_seconds=timing.max_call_seconds, seed=seed)
+        benchlib.progress(f"{name} T={length} {pass_}")
+        fns = {method: for_pass(forward, pass_) for method, forward in candidates(cell).items()}
         records.append({"cell": name, "config": repr(cell), "batch": batch, "length": length,
-                        "width": cell.d_in, "pass": pass_, "seconds": benchlib.medians(samples),
-                        "samples": samples, "timed_once": once, "compile_seconds": compile_seconds})
+                        "width": cell.d_in, "pass": pass_,
+                        **benchlib.compile_and_time(fns, (params, x, cotangent), timing, seed)})
     return records
 
 
@@ -131,8 +119,8 @@ def report(results: dict) -> str:
     for pass_ in (FORWARD, TRAIN):
         rows = []
         for r in (r for r in results["records"] if r["pass"] == pass_):
-            loop = r["seconds"][LOOP]
-            speedups = [f"{loop / r['seconds'][m]:.2f}" + ("†" if m in r["timed_once"] else "") for m in METHODS]
+            loop = r["median_s"][LOOP]
+            speedups = [f"{loop / r['median_s'][m]:.2f}" + ("†" if m in r["timed_once"] else "") for m in METHODS]
             rows.append([r["cell"], r["length"], *speedups, f"{1e3 * loop:.1f}"])
         parts.append(f"**{pass_}**\n\n" + benchlib.markdown_table(
             ["cell", "T", *(f"{m} ×" for m in METHODS), f"{LOOP} ms"], rows))
@@ -145,17 +133,8 @@ def parse(argv=None) -> argparse.Namespace:
                         help=f"smoke test: B={QUICK_BATCH}, D={QUICK_WIDTH}, T ∈ {QUICK_SIZES}, no BENCHMARKS.md")
     parser.add_argument("--cells", nargs="+", help="registered cell names (default: all)")
     parser.add_argument("--sizes", type=int, nargs="+", help="sequence lengths T")
-    parser.add_argument("--rounds", type=int, help="interleaved timing rounds (default 5; 2 with --quick)")
-    parser.add_argument("--out", type=pathlib.Path, help="results JSON (default experiments/results/bench_cells.json)")
-    parser.add_argument("--markdown", type=pathlib.Path,
-                        help="markdown file whose cells section to replace (default BENCHMARKS.md; none with --quick)")
-    parser.add_argument("--max-call-seconds", type=float, default=5.0,
-                        help="a candidate slower than this per call is timed once instead of every round")
+    benchlib.add_output_arguments(parser, default_rounds=5, quick_rounds=2, results_name="bench_cells")
     return parser.parse_args(argv)
-
-
-def progress(what: str, _start=time.perf_counter()) -> None:
-    print(f"[{time.perf_counter() - _start:6.1f}s] {what}", file=sys.stderr, flush=True)
 
 
 def main(argv=None) -> dict:
@@ -166,10 +145,9 @@ def main(argv=None) -> dict:
     names = args.cells or list(cells.registered_cells())
     for name in names:
         cells.get_cell(name)  # an unknown name fails before anything is measured
-    timing = Timing(rounds=args.rounds or (2 if quick else 5), min_seconds=0.01 if quick else 0.1,
+    timing = benchlib.Timing(rounds=args.rounds or (2 if quick else 5), min_seconds=0.01 if quick else 0.1,
                     max_calls=5 if quick else 10, max_call_seconds=args.max_call_seconds)
-    out = args.out or RESULTS / ("bench_cells_quick.json" if quick else "bench_cells.json")
-    markdown = args.markdown or (None if quick else ROOT / "BENCHMARKS.md")
+    out, markdown = benchlib.output_paths(args, ROOT, "bench_cells")
 
     records = []
     for name in names:
@@ -177,18 +155,13 @@ def main(argv=None) -> dict:
         for length in sizes:
             records += measure(name, cell, batch, length, timing, seed=len(records))
     results = {
-        "command": " ".join(["python experiments/bench_cells.py", *(argv if argv is not None else sys.argv[1:])]),
-        "results_file": str(out.resolve().relative_to(ROOT)) if out.resolve().is_relative_to(ROOT) else str(out),
-        "environment": benchlib.environment(),
+        **benchlib.run_header("experiments/bench_cells.py", argv, out, ROOT),
         "settings": {"batch": batch, "width": width, "sizes": list(sizes), "quick": quick,
                      **dataclasses.asdict(timing)},
         "records": records,
     }
     text = report(results)
-    print(text)
-    benchlib.write_json(out, results)
-    if markdown is not None:
-        benchlib.replace_section(markdown, SECTION, text)
+    benchlib.publish(results, text, out, markdown, SECTION)
     return results
 
 

@@ -60,7 +60,6 @@ import json
 import math
 import pathlib
 import sys
-import time
 from typing import Callable
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -85,7 +84,6 @@ PASSES = (FORWARD, TRAIN)
 FLOOR, NAIVE, AUTO = "floor", "naive_lax_scan", "auto"
 AUTO_TARGET, FLOOR_TARGET = 1.1, 1.5
 SECTION = "## Scan engine (experiments/bench_scan.py)"
-RESULTS = ROOT / "experiments" / "results"
 
 
 # --- what is scanned ----------------------------------------------------------------------------
@@ -248,30 +246,15 @@ def auto_label(size: Size) -> tuple[str, int]:
 # --- measuring ----------------------------------------------------------------------------------
 
 
-@dataclasses.dataclass(frozen=True)
-class Timing:
-    rounds: int
-    min_seconds: float  # per sample: calls are repeated within a round up to this
-    max_calls: int
-    max_call_seconds: float  # a candidate slower than this per call is timed once, not per round
-
-
-def time_group(size: Size, pass_: str, fns: dict[str, Callable], timing: Timing, seed: int) -> dict:
+def time_group(size: Size, pass_: str, fns: dict[str, Callable], timing: benchlib.Timing, seed: int) -> dict:
     """Compile each function's `pass_` for this size's inputs, then time them all interleaved."""
     leaves, cotangent = size.inputs()
     args = pass_args(leaves, cotangent, pass_)
     fns = {name: for_pass(fn, pass_) for name, fn in fns.items()}
-    compiled, compile_s = {}, {}
-    for name, fn in fns.items():
-        compiled[name], compile_s[name] = benchlib.compile_timed(fn, *args)
-    runs = {name: (lambda c=c: c(*args)) for name, c in compiled.items()}
-    samples, once = benchlib.interleaved(runs, timing.rounds, min_seconds=timing.min_seconds,
-                                         max_calls=timing.max_calls, max_call_seconds=timing.max_call_seconds,
-                                         seed=seed)
-    return {"compile_s": compile_s, "median_s": benchlib.medians(samples), "rounds_s": samples, "timed_once": once}
+    return benchlib.compile_and_time(fns, args, timing, seed)
 
 
-def measure(size: Size, pass_: str, timing: Timing, with_auto: bool, seed: int) -> dict:
+def measure(size: Size, pass_: str, timing: benchlib.Timing, with_auto: bool, seed: int) -> dict:
     group = time_group(size, pass_, candidates(size.case, size.length, with_auto), timing, seed)
     methods = [m.name for m in engine_methods(size.length)]
     record = {
@@ -302,7 +285,7 @@ def auto_record(size: Size, group: dict, best: str, measured: str) -> dict:
     }
 
 
-def remeasure_auto(record: dict, size: Size, timing: Timing, seed: int) -> None:
+def remeasure_auto(record: dict, size: Size, timing: benchlib.Timing, seed: int) -> None:
     """Time auto (with the table as it is now) against the row's best method and the floor."""
     best = method_named(size.length, record["best"])
     fns = {AUTO: engine(size.case, "auto"), best.name: engine(size.case, best.method, best.chunk_size),
@@ -479,18 +462,9 @@ def parse(argv=None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true",
                         help=f"smoke test: T ∈ {QUICK_SIZES}, {QUICK_TOTAL} elements, 3 rounds, no BENCHMARKS.md")
     parser.add_argument("--sizes", type=int, nargs="+", help="sequence lengths T to measure")
-    parser.add_argument("--rounds", type=int, help="interleaved timing rounds (default 7; 3 with --quick)")
-    parser.add_argument("--out", type=pathlib.Path, help="results JSON (default experiments/results/bench_scan.json)")
-    parser.add_argument("--markdown", type=pathlib.Path,
-                        help="markdown file whose scan section to replace (default BENCHMARKS.md; none with --quick)")
-    parser.add_argument("--max-call-seconds", type=float, default=5.0,
-                        help="a candidate slower than this per call is timed once instead of every round")
+    benchlib.add_output_arguments(parser, default_rounds=7, quick_rounds=3, results_name="bench_scan")
     parser.add_argument("--write-auto", action="store_true", help=f"rewrite {auto.TABLE.relative_to(ROOT)}")
     return parser.parse_args(argv)
-
-
-def progress(what: str, _start=time.perf_counter()) -> None:
-    print(f"[{time.perf_counter() - _start:6.1f}s] {what}", file=sys.stderr, flush=True)
 
 
 def main(argv=None) -> dict:
@@ -498,17 +472,16 @@ def main(argv=None) -> dict:
     quick = args.quick
     total = QUICK_TOTAL if quick else TOTAL
     sizes = tuple(args.sizes or (QUICK_SIZES if quick else SIZES))
-    timing = Timing(rounds=args.rounds or (3 if quick else 7), min_seconds=0.01 if quick else 0.1,
+    timing = benchlib.Timing(rounds=args.rounds or (3 if quick else 7), min_seconds=0.01 if quick else 0.1,
                     max_calls=10 if quick else 20, max_call_seconds=args.max_call_seconds)
-    out = args.out or RESULTS / ("bench_scan_quick.json" if quick else "bench_scan.json")
-    markdown = args.markdown or (None if quick else ROOT / "BENCHMARKS.md")
+    out, markdown = benchlib.output_paths(args, ROOT, "bench_scan")
 
     records, sized = [], []
     for case in CASES:
         for length in sizes:
             size = Size.of(case, length, total)
             for pass_ in PASSES:
-                progress(f"{case.name} T={length} {size.describe()} {pass_}")
+                benchlib.progress(f"{case.name} T={length} {size.describe()} {pass_}")
                 records.append(measure(size, pass_, timing, with_auto=not args.write_auto, seed=len(records)))
                 sized.append(size)
 
@@ -517,15 +490,13 @@ def main(argv=None) -> dict:
         written = auto_rows(records, {c.name: c.monoid.family for c in CASES})
         write_auto_table(written)
         for record, size in zip(records, sized):
-            progress(f"auto {size.case.name} T={size.length} {record['pass']}")
+            benchlib.progress(f"auto {size.case.name} T={size.length} {record['pass']}")
             remeasure_auto(record, size, timing, seed=len(records) + size.length)
 
-    progress("memory")
+    benchlib.progress("memory")
     memory = measure_memory(CASES[0], QUICK_MEMORY_LENGTH if quick else MEMORY_LENGTH, total)
     results = {
-        "command": " ".join(["python experiments/bench_scan.py", *(argv if argv is not None else sys.argv[1:])]),
-        "results_file": str(out.resolve().relative_to(ROOT)) if out.resolve().is_relative_to(ROOT) else str(out),
-        "environment": benchlib.environment(),
+        **benchlib.run_header("experiments/bench_scan.py", argv, out, ROOT),
         "settings": {"total_elements": total, "sizes": list(sizes), "chunks": list(CHUNKS), "quick": quick,
                      **dataclasses.asdict(timing)},
         "records": records,
@@ -534,10 +505,7 @@ def main(argv=None) -> dict:
     }
     results["targets"] = targets(records)
     text = report(results)
-    print(text)
-    benchlib.write_json(out, results)
-    if markdown is not None:
-        benchlib.replace_section(markdown, SECTION, text)
+    benchlib.publish(results, text, out, markdown, SECTION)
     return results
 
 

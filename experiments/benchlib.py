@@ -10,6 +10,7 @@ than whichever happened to run then. Compare candidates by the median over round
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import importlib.metadata
 import json
@@ -20,10 +21,19 @@ import platform
 import random
 import resource
 import statistics
+import sys
 import time
 from typing import Any, Callable, Mapping, Sequence
 
 import jax
+
+
+@dataclasses.dataclass(frozen=True)
+class Timing:
+    rounds: int
+    min_seconds: float  # per sample: calls are repeated within a round up to this
+    max_calls: int
+    max_call_seconds: float  # a candidate slower than this per call is timed once, not per round
 
 
 def compile_timed(fn: Callable, *args) -> tuple[Any, float]:
@@ -74,6 +84,18 @@ def interleaved(
         for name in order:
             samples[name].append(seconds_per_call(runs[name], calls[name]))
     return samples, once
+
+
+def compile_and_time(fns: Mapping[str, Callable], args: tuple, timing: Timing, seed: int) -> dict:
+    """Compile every function for `args`, then time them all `interleaved`: compile seconds,
+    median seconds per call, the per-round samples, and which were timed once."""
+    compiled, compile_s = {}, {}
+    for name, fn in fns.items():
+        compiled[name], compile_s[name] = compile_timed(fn, *args)
+    runs = {name: (lambda c=c: c(*args)) for name, c in compiled.items()}
+    samples, once = interleaved(runs, timing.rounds, min_seconds=timing.min_seconds, max_calls=timing.max_calls,
+                                max_call_seconds=timing.max_call_seconds, seed=seed)
+    return {"compile_s": compile_s, "median_s": medians(samples), "rounds_s": samples, "timed_once": once}
 
 
 def median(values: Sequence[float]) -> float:
@@ -181,3 +203,48 @@ def replace_section(path: pathlib.Path | str, heading: str, body: str) -> pathli
         text = "".join(lines[:start]) + section + ("\n" + tail if tail else "")
     path.write_text(text)
     return path
+
+
+# --- the command line every benchmark shares ------------------------------------------------------
+
+
+def add_output_arguments(parser, *, default_rounds: int, quick_rounds: int, results_name: str) -> None:
+    """--rounds, --out, --markdown and --max-call-seconds, the same for every benchmark script."""
+    parser.add_argument("--rounds", type=int,
+                        help=f"interleaved timing rounds (default {default_rounds}; {quick_rounds} with --quick)")
+    parser.add_argument("--out", type=pathlib.Path,
+                        help=f"results JSON (default experiments/results/{results_name}.json)")
+    parser.add_argument("--markdown", type=pathlib.Path,
+                        help="markdown file whose section to replace (default BENCHMARKS.md; none with --quick)")
+    parser.add_argument("--max-call-seconds", type=float, default=5.0,
+                        help="a candidate slower than this per call is timed once instead of every round")
+
+
+def output_paths(args, root: pathlib.Path, results_name: str) -> tuple[pathlib.Path, pathlib.Path | None]:
+    """(results JSON, markdown file or None) from the arguments of `add_output_arguments`."""
+    out = args.out or root / "experiments" / "results" / (results_name + ("_quick" if args.quick else "") + ".json")
+    markdown = args.markdown or (None if args.quick else root / "BENCHMARKS.md")
+    return out, markdown
+
+
+def run_header(script: str, argv, out: pathlib.Path, root: pathlib.Path) -> dict:
+    """The first entries of a results file: the command, where the file is, the environment."""
+    resolved = out.resolve()
+    return {
+        "command": " ".join([f"python {script}", *(argv if argv is not None else sys.argv[1:])]),
+        "results_file": str(resolved.relative_to(root)) if resolved.is_relative_to(root) else str(out),
+        "environment": environment(),
+    }
+
+
+def progress(what: str, _start=time.perf_counter()) -> None:
+    """A timestamped progress line on stderr."""
+    print(f"[{time.perf_counter() - _start:6.1f}s] {what}", file=sys.stderr, flush=True)
+
+
+def publish(results: dict, text: str, out: pathlib.Path, markdown: pathlib.Path | None, section: str) -> None:
+    """Print the report, write the results JSON, and replace `section` of the markdown file."""
+    print(text)
+    write_json(out, results)
+    if markdown is not None:
+        replace_section(markdown, section, text)

@@ -49,10 +49,11 @@ class DiagonalCell:
     """Base class of the frozen dataclasses in lrnn.cells; subclasses define the fields."""
 
     d_in: int
-    monoid: ClassVar[Monoid] = DiagonalMonoid()
+    monoid: ClassVar[Monoid] = DiagonalMonoid()  # a property where it depends on a field (log space)
     # Names of the params that shape the recurrence itself (eigenvalues, steps, input
     # normalisation): papers give them a smaller learning rate and no weight decay.
     recurrent_params: ClassVar[frozenset] = frozenset()
+    complex_state: ClassVar[bool] = False  # complex states (and eigenvalues), e.g. LRU, S5
 
     # ---- what a cell defines -------------------------------------------------------------
     def init(self, key: jax.Array) -> dict:
@@ -65,10 +66,6 @@ class DiagonalCell:
     @property
     def d_out(self) -> int:
         return self.d_in
-
-    @property
-    def complex_state(self) -> bool:
-        return False
 
     def elements(self, params: dict, x: jax.Array, **inputs) -> tuple:
         """(a, b), each (B, T, *state_shape), for inputs x (B, T, d_in) and any extra

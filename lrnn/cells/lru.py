@@ -35,6 +35,7 @@ class LRU(DiagonalCell):
     max_phase: float = 2 * math.pi
 
     recurrent_params = frozenset({"nu_log", "theta_log", "gamma_log", "B_re", "B_im"})
+    complex_state = True
 
     def __post_init__(self):
         checks.positive_int("d_in", self.d_in)
@@ -48,10 +49,6 @@ class LRU(DiagonalCell):
     @property
     def state_shape(self) -> tuple:
         return (self.d_state,)
-
-    @property
-    def complex_state(self) -> bool:
-        return True
 
     def init(self, key: jax.Array) -> dict:
         k_nu, k_theta, k_b_re, k_b_im, k_c_re, k_c_im, k_d = jax.random.split(key, 7)

@@ -60,6 +60,7 @@ class S4D(DiagonalCell):
     dt_max: float = 1e-1
 
     recurrent_params = frozenset({"A_re_log", "A_im", "log_dt", "B_re", "B_im"})
+    complex_state = True
 
     def __post_init__(self):
         checks.positive_int("d_in", self.d_in)
@@ -77,10 +78,6 @@ class S4D(DiagonalCell):
     @property
     def state_shape(self) -> tuple:
         return (self.d_in, self.modes)
-
-    @property
-    def complex_state(self) -> bool:
-        return True
 
     def init(self, key: jax.Array) -> dict:
         k_dt, k_c_re, k_c_im, k_d = jax.random.split(key, 4)

@@ -75,6 +75,7 @@ class S5(DiagonalCell):
     bidirectional: bool = False
 
     recurrent_params = frozenset({"Lambda_re", "Lambda_im", "B_re", "B_im", "log_step"})
+    complex_state = True
 
     def __post_init__(self):
         checks.positive_int("d_in", self.d_in)
@@ -97,10 +98,6 @@ class S5(DiagonalCell):
     @property
     def state_shape(self) -> tuple:
         return (self.state_size,)
-
-    @property
-    def complex_state(self) -> bool:
-        return True
 
     def init(self, key: jax.Array) -> dict:
         k_b, k_c, k_c2, k_d, k_step = jax.random.split(key, 5)

@@ -14,7 +14,7 @@ def test_quick_run_writes_a_table_and_results(tmp_path):
     assert [(r["cell"], r["length"], r["pass"]) for r in saved["records"]] == [
         ("lru", 16, bench_cells.FORWARD), ("lru", 16, bench_cells.TRAIN)]
     for record in results["records"]:
-        assert set(record["seconds"]) == {*bench_cells.METHODS, bench_cells.LOOP}
-        assert all(seconds > 0 for seconds in record["seconds"].values())
+        assert set(record["median_s"]) == {*bench_cells.METHODS, bench_cells.LOOP}
+        assert all(seconds > 0 for seconds in record["median_s"].values())
     text = markdown.read_text()
     assert bench_cells.SECTION in text and "| lru | 16 |" in text
