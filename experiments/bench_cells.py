@@ -107,11 +107,10 @@ def measure(name: str, cell, batch: int, length: int, timing: benchlib.Timing, s
 
 
 def report(results: dict) -> str:
-    env, settings = results["environment"], results["settings"]
+    settings = results["settings"]
     parts = [
-        f"Setup: {env['cpu']}, {env['cores']} cores, jax {env['jax']} ({env['backend']}), "
-        f"B={settings['batch']}, D={settings['width']}, float32; medians of {settings['rounds']} "
-        f"interleaved rounds. Command: `{results['command']}`; raw numbers: `{results['results_file']}`.",
+        f"{benchlib.run_line(results)} B={settings['batch']}, D={settings['width']}, float32; medians of "
+        f"{settings['rounds']} interleaved rounds.",
         "Each engine column is the step loop's time divided by the method's (above 1: faster than "
         "stepping the cell with `lax.scan`); `step_loop ms` is the loop's own median. Configurations: "
         + "; ".join(sorted({f"`{r['config']}`" for r in results["records"]})) + ".",

@@ -422,11 +422,9 @@ def any_once(records: list[dict]) -> bool:
 
 
 def report(results: dict) -> str:
-    env, records = results["environment"], results["records"]
+    records = results["records"]
     parts = [
-        f"{env['cpu']}, {env['cores']} cores, jax {env['jax']} ({env['backend']}), {env['date']}. "
-        f"Command: `{results['command']}`; {results['settings']['rounds']} interleaved rounds; "
-        f"raw numbers in `{results['results_file']}`.",
+        f"{benchlib.run_line(results)} {results['settings']['rounds']} interleaved rounds.",
         "Method columns: median time / the fastest engine method's (1.00 = best). `x/floor`: median / "
         "the memory floor (one elementwise multiply-add pass over the same bytes). `auto` shows what "
         f"it picked; auto measured {records[0]['auto']['measured']}."

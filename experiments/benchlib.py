@@ -237,6 +237,13 @@ def run_header(script: str, argv, out: pathlib.Path, root: pathlib.Path) -> dict
     }
 
 
+def run_line(results: dict) -> str:
+    """One sentence for a report: where and when it ran, the command, the raw numbers' file."""
+    env = results["environment"]
+    return (f"{env['cpu']}, {env['cores']} cores, jax {env['jax']} ({env['backend']}), {env['date']}. "
+            f"Command: `{results['command']}`; raw numbers in `{results['results_file']}`.")
+
+
 def progress(what: str, _start=time.perf_counter()) -> None:
     """A timestamped progress line on stderr."""
     print(f"[{time.perf_counter() - _start:6.1f}s] {what}", file=sys.stderr, flush=True)
