@@ -9,8 +9,6 @@ scale (bf16 keeps 8 mantissa bits; the recurrence itself runs in float32).
 
 from __future__ import annotations
 
-import zlib
-
 import chex
 import jax
 import jax.numpy as jnp
@@ -21,6 +19,7 @@ from absl.testing import parameterized
 
 from lrnn.cells import RECURRENT, REGULAR, registered_cells
 from tests.cells.references import all_cases
+from tests.helpers import seed_of, to64
 
 CASES = all_cases()
 IDS = sorted(CASES)
@@ -31,18 +30,10 @@ TOL = dict(rtol=1e-8, atol=1e-8)
 B = 2
 
 
-def seed(*parts) -> int:
-    return zlib.crc32("/".join(map(str, parts)).encode())
-
-
-def to64(tree):
-    return jax.tree_util.tree_map(lambda a: a.astype(jnp.complex128 if jnp.iscomplexobj(a) else jnp.float64), tree)
-
-
 def setup(name, length, *, with_state=True, batch=B):
     """(case, float64 params, x (batch, length, d_in), h0 or None), drawn per case name."""
     case = CASES[name]
-    key_p, key_x, key_h = jax.random.split(jax.random.PRNGKey(seed(name, length)), 3)
+    key_p, key_x, key_h = jax.random.split(jax.random.PRNGKey(seed_of(name, length)), 3)
     params = to64(case.cell.init(key_p))
     x = jax.random.normal(key_x, (batch, length, case.cell.d_in), jnp.float64)
     h0 = None
@@ -136,7 +127,7 @@ def _loss(outputs, weights):
 @pytest.mark.parametrize("name", IDS)
 def test_gradients_match_reference(name, method):
     case, params, x, h0 = setup(name, 6)
-    key = jax.random.PRNGKey(seed(name, "weights"))
+    key = jax.random.PRNGKey(seed_of(name, "weights"))
     weights = (jax.random.normal(key, (B, 6, case.cell.d_out), jnp.float64),
                jax.random.normal(key, h0.shape, jnp.float64))
 
@@ -173,7 +164,7 @@ def test_vmap_equals_the_batched_call(name):
 @pytest.mark.parametrize("name", IDS)
 def test_bfloat16_inputs(name):
     case = CASES[name]
-    params = case.cell.init(jax.random.PRNGKey(seed(name)))
+    params = case.cell.init(jax.random.PRNGKey(seed_of(name)))
     x = jax.random.normal(jax.random.PRNGKey(1), (B, 64, case.cell.d_in), jnp.float32)
     y32, _ = case.cell.forward(params, x, **case.kwargs)
     y16, final16 = case.cell.forward(params, x.astype(jnp.bfloat16), **case.kwargs)
@@ -195,7 +186,7 @@ def test_a_million_steps_stay_finite():
 
 def _long_sequence_is_finite(name, length):
     case = CASES[name]
-    params = case.cell.init(jax.random.PRNGKey(seed(name)))
+    params = case.cell.init(jax.random.PRNGKey(seed_of(name)))
     x = jax.random.normal(jax.random.PRNGKey(2), (1, length, case.cell.d_in), jnp.float32)
     y, final = jax.jit(lambda p, x: case.cell.forward(p, x, **case.kwargs))(params, x)
     assert bool(jnp.all(jnp.isfinite(y))), f"{name}: non-finite output at T={length}"

@@ -14,6 +14,7 @@ from scipy.linalg import block_diag
 from lrnn.cells.hippo import hippo_legs, hippo_legs_normal_eig
 from lrnn.cells.s5 import S5, hippo_n
 from tests.cells.references.s5 import s5 as reference
+from tests.helpers import to64
 
 RECURRENT = {"Lambda_re", "Lambda_im", "B_re", "B_im", "log_step"}
 TRUNCATED_STD = 0.87962566103423978  # std of N(0, 1) truncated to [−2, 2]
@@ -36,10 +37,6 @@ def hippo_n_blocks(d_state, blocks, conj_sym):
     """(Λ (P_s,), V (d_state, P_s) block-diagonal), the S5 init's eigenbasis over the whole state."""
     lam, v = hippo_n(d_state // blocks, conj_sym)
     return np.tile(lam, blocks), block_diag(*[v] * blocks)
-
-
-def to64(params):
-    return {k: v.astype(jnp.float64) for k, v in params.items()}
 
 
 def test_truncated_std_constant():

@@ -25,13 +25,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from tests.helpers import to64
+
 K, V, D = 3, 2, 3  # key / value dims of matrix states, width of vector states
-
-
-def to64(x):
-    """x in float64 (complex128 if complex)."""
-    x = jnp.asarray(x)
-    return x.astype(jnp.complex128 if jnp.iscomplexobj(x) else jnp.float64)
 
 
 def _broadcast_flag(flag, like):
@@ -65,7 +61,7 @@ def _loop(step, empty, leaves, initial, axis, reverse, resets):
     leaves = [to64(x) for x in leaves]
     flags = None if resets is None else np.moveaxis(np.asarray(resets, bool), axis, 0)
     length = leaves[0].shape[axis]
-    state = empty(_at(leaves, 0, axis)) if initial is None else jax.tree_util.tree_map(to64, initial)
+    state = empty(_at(leaves, 0, axis)) if initial is None else to64(initial)
     states = [None] * length
     for t in _order(length, reverse):
         leaf = _at(leaves, t, axis)

@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import functools
-import zlib
 
 import chex
 import jax
@@ -23,6 +22,7 @@ import pytest
 from jax.test_util import check_grads
 
 from lrnn.scan import DiagonalMonoid, scan
+from tests.helpers import seed_of
 from tests.scan import monoid_for
 from tests.scan.references import CASES, draw
 
@@ -44,10 +44,6 @@ each_option_alone = pytest.mark.parametrize("initial,reverse,resets", [PLAIN, H0
 # checked on its own in the forward tests).
 some_options = pytest.mark.parametrize("initial,reverse,resets", [PLAIN, H0, ALL],
                                        ids=["plain", "h0", "h0-rev-resets"])
-
-
-def seed_of(*key) -> int:
-    return zlib.crc32(repr(key).encode())
 
 
 # --- 1. the diagonal VJP against finite differences --------------------------------------

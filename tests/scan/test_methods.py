@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import functools
 import itertools
-import zlib
 
 import chex
 import jax
@@ -22,6 +21,7 @@ import pytest
 from absl.testing import parameterized
 
 from lrnn.scan import DiagonalMonoid, SoftmaxMonoid, scan
+from tests.helpers import seed_of
 from tests.scan import monoid_for
 from tests.scan.references import CASES, diagonal, draw, softmax_attention
 
@@ -45,10 +45,6 @@ every_case = pytest.mark.parametrize("case_name", list(CASES))
 every_method = pytest.mark.parametrize("method,chunk_size", METHODS, ids=METHOD_IDS)
 core_methods = pytest.mark.parametrize("method,chunk_size", CORE_METHODS, ids=CORE_IDS)
 every_option = pytest.mark.parametrize("initial,reverse,resets", OPTIONS, ids=OPTION_IDS)
-
-
-def seed_of(*key) -> int:
-    return zlib.crc32(repr(key).encode())
 
 
 @functools.lru_cache(maxsize=None)
