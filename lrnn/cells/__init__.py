@@ -12,10 +12,11 @@ See `base` for the contract and each module for its paper's equations. Every cel
 below is run by the contract suite in tests/cells against a float64 loop of its equations.
 """
 
-from lrnn.cells.base import RECURRENT, REGULAR, DiagonalCell
+from lrnn.cells.base import RECURRENT, REGULAR, Cell
 from lrnn.cells.hgrn import HGRN, lower_bounds
 from lrnn.cells.lru import LRU
 from lrnn.cells.mamba import Mamba
+from lrnn.cells.matrix import MatrixCell
 from lrnn.cells.min_rnn import MinGRU, MinLSTM
 from lrnn.cells.registry import get_cell, register_cell, registered_cells
 from lrnn.cells.rglru import RGLRU
@@ -32,10 +33,11 @@ register_cell("mamba", Mamba)
 register_cell("rglru", RGLRU)
 
 __all__ = [
-    "DiagonalCell",
+    "Cell",
     "HGRN",
     "LRU",
     "Mamba",
+    "MatrixCell",
     "MinGRU",
     "MinLSTM",
     "RGLRU",

@@ -1,11 +1,11 @@
-"""The contract every diagonal-state cell keeps, and the machinery it gets for free.
+"""The contract every cell keeps, and the machinery a scan-defined cell gets for free.
 
-A diagonal cell says what its recurrence elements are,
+A cell says what its recurrence elements are, e.g. for a diagonal state
 
     h_t = a_t ⊙ h_{t−1} + b_t          (a_t, b_t) = elements(params, x)
     y_t = readout(params, h_t, x_t)
 
-and inherits from `DiagonalCell`:
+(in general: the leaves of its `monoid` for every token), and inherits from `Cell`:
 
     init(key) -> params                                            the paper's init
     forward(params, x, state=None, *, method, resets, chunk_size) -> (y, final_state)
@@ -18,7 +18,9 @@ and reads out; `step` builds one token's elements and applies the monoid once. T
 share `elements` and `readout`, so they compute the same function by construction; the
 tests check both against a loop of the paper's equations written independently.
 
-Shapes: x (B, T, d_in) batch-first; states (B, *state_shape); y (B, T, d_out).
+Shapes: x (B, T, d_in) batch-first; states (B, *state_shape); y (B, T, d_out). A state made of
+several arrays (mLSTM's (C, n, m), Aaren's (m, u, w)) is a tuple; such a cell overrides
+`initial_state`, whose result is the template every given state is checked against.
 Precision: the cell computes in float32 or wider (bf16 inputs are promoted) and returns y in
 the input's dtype; states stay in the compute dtype (complex for complex cells).
 
@@ -45,7 +47,7 @@ RECURRENT = "recurrent"
 REGULAR = "regular"
 
 
-class DiagonalCell:
+class Cell:
     """Base class of the frozen dataclasses in lrnn.cells; subclasses define the fields."""
 
     d_in: int
@@ -68,8 +70,9 @@ class DiagonalCell:
         return self.d_in
 
     def elements(self, params: dict, x: jax.Array, **inputs) -> tuple:
-        """(a, b), each (B, T, *state_shape), for inputs x (B, T, d_in) and any extra
-        per-call inputs the cell takes (HGRN's layer lower bound)."""
+        """The monoid's leaves for every token, time at axis 1 (for a diagonal cell (a, b), each
+        (B, T, *state_shape)), from inputs x (B, T, d_in) and any extra per-call inputs the
+        cell takes (HGRN's layer lower bound)."""
         raise NotImplementedError
 
     def readout(self, params: dict, h: jax.Array, x: jax.Array, **inputs) -> jax.Array:
@@ -131,14 +134,15 @@ class DiagonalCell:
         x_t = checks.token(x_t, self.d_in)
         state = self._check_state("state", state, x_t.shape[0])
         xc = x_t.astype(jnp.promote_types(x_t.dtype, jnp.float32))[:, None]
-        a, b = self.elements(params, xc, **inputs)
-        h = self.from_scan_state(self.monoid.apply((a[:, 0], b[:, 0]), self.to_scan_state(state)))
-        y = self.readout(params, h[:, None], xc, **inputs)[:, 0]
+        leaf = jax.tree_util.tree_map(lambda e: e[:, 0], self.elements(params, xc, **inputs))
+        h = self.from_scan_state(self.monoid.apply(leaf, self.to_scan_state(state)))
+        y = self.readout(params, jax.tree_util.tree_map(lambda s: s[:, None], h), xc, **inputs)[:, 0]
         return y.astype(x_t.dtype), h
 
     def scan(self, elements: tuple, initial, **options):
         """`lrnn.scan` over time (axis 1) with this cell's monoid."""
         return scan(self.monoid, elements, axis=1, initial=initial, **options)
 
-    def _check_state(self, name: str, state, batch: int) -> jax.Array:
-        return checks.state(name, state, (batch,) + self.state_shape, self.complex_state)
+    def _check_state(self, name: str, state, batch: int):
+        template = jax.eval_shape(lambda: self.initial_state((batch,)))
+        return checks.state(name, state, template)

@@ -77,14 +77,36 @@ def token(x_t, d_in: int):
     return real_array("x_t", x_t, 2, d_in, "(B, d_in)")
 
 
-def state(name: str, value, shape: tuple, is_complex: bool):
-    """A recurrent state of exactly `shape`, complex iff the cell's state is."""
+def resets(value, lead_shape: tuple):
+    """Reset flags (B, T) bool, or None."""
+    if value is None:
+        return None
     value = jnp.asarray(value)
-    kind = "complex" if is_complex else "real floating"
-    ok_kind = jnp.iscomplexobj(value) if is_complex else jnp.issubdtype(value.dtype, jnp.floating)
-    if value.shape != tuple(shape) or not ok_kind:
-        raise ValueError(
-            f"{name} must be a {kind} array of shape {_shape_text(shape)} (batch, *state_shape), "
-            f"got {value.dtype} {_shape_text(value.shape)}"
-        )
+    if value.dtype != jnp.bool_ or value.shape != tuple(lead_shape):
+        raise ValueError(f"resets must be a bool array of shape {_shape_text(lead_shape)} (B, T), "
+                         f"got {value.dtype} {_shape_text(value.shape)}")
     return value
+
+
+def state(name: str, value, template):
+    """A recurrent state shaped like `template` (an array or a tuple of them, e.g. from
+    `jax.eval_shape(cell.initial_state)`): the same structure and shapes, complex exactly
+    where the template is."""
+    parts, structure = jax.tree_util.tree_flatten(template)
+    given = value if isinstance(value, tuple) else (value,)
+    if len(parts) > 1 and (not isinstance(value, tuple) or len(value) != len(parts)):
+        raise ValueError(f"{name} must be a tuple of {len(parts)} arrays, got {type(value).__name__}")
+    checked = []
+    for i, (x, want) in enumerate(zip(given, parts)):
+        x = jnp.asarray(x)
+        is_complex = jnp.issubdtype(want.dtype, jnp.complexfloating)
+        kind = "complex" if is_complex else "real floating"
+        ok_kind = jnp.iscomplexobj(x) if is_complex else jnp.issubdtype(x.dtype, jnp.floating)
+        if x.shape != want.shape or not ok_kind or (len(parts) == 1 and isinstance(value, tuple)):
+            label = name if len(parts) == 1 else f"{name}[{i}]"
+            raise ValueError(
+                f"{label} must be a {kind} array of shape {_shape_text(want.shape)} (batch, *state_shape), "
+                f"got {x.dtype} {_shape_text(x.shape)}"
+            )
+        checked.append(x)
+    return jax.tree_util.tree_unflatten(structure, checked)

@@ -38,7 +38,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lrnn.cells import checks
-from lrnn.cells.base import DiagonalCell
+from lrnn.cells.base import Cell
 from lrnn.cells.linear import init_linear, linear
 
 LAYER_NORM_EPS = 1e-5
@@ -66,7 +66,7 @@ def layer_norm(z: jax.Array, scale: jax.Array, bias: jax.Array, eps: float = LAY
 
 
 @dataclasses.dataclass(frozen=True)
-class HGRN(DiagonalCell):
+class HGRN(Cell):
     d_in: int
     width: int | None = None
     complex_valued: bool = False

@@ -22,12 +22,12 @@ import jax
 import jax.numpy as jnp
 
 from lrnn.cells import checks
-from lrnn.cells.base import DiagonalCell
+from lrnn.cells.base import Cell
 from lrnn.cells.initializers import ring_log_radius
 
 
 @dataclasses.dataclass(frozen=True)
-class LRU(DiagonalCell):
+class LRU(Cell):
     d_in: int
     d_state: int
     r_min: float = 0.0

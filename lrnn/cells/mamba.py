@@ -41,7 +41,7 @@ import jax
 import jax.numpy as jnp
 
 from lrnn.cells import checks, linear
-from lrnn.cells.base import DiagonalCell
+from lrnn.cells.base import Cell
 from lrnn.cells.initializers import inverse_softplus, log_uniform
 
 EIGENVALUE_RANGES = ((0.0, 1.0), (-1.0, 1.0))
@@ -57,7 +57,7 @@ def _eigenvalue_range(value) -> tuple:
 
 
 @dataclasses.dataclass(frozen=True)
-class Mamba(DiagonalCell):
+class Mamba(Cell):
     d_in: int
     d_state: int = 16
     dt_rank: int | None = None

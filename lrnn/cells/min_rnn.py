@@ -48,7 +48,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lrnn.cells import checks, linear
-from lrnn.cells.base import DiagonalCell
+from lrnn.cells.base import Cell
 from lrnn.scan import DiagonalMonoid, LogDiagonalMonoid, Monoid
 
 
@@ -63,7 +63,7 @@ def log_g(v: jax.Array) -> jax.Array:
 
 
 @dataclasses.dataclass(frozen=True)
-class _MinRNN(DiagonalCell):
+class _MinRNN(Cell):
     d_in: int
     d_hidden: int
     log_space: bool = False

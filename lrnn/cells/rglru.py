@@ -35,7 +35,7 @@ import jax
 import jax.numpy as jnp
 
 from lrnn.cells import checks
-from lrnn.cells.base import DiagonalCell
+from lrnn.cells.base import Cell
 from lrnn.cells.initializers import inverse_softplus
 
 MAX_SQRT_GRADIENT = 1000.0
@@ -61,7 +61,7 @@ def block_diagonal_linear(x: jax.Array, w: jax.Array, b: jax.Array) -> jax.Array
 
 
 @dataclasses.dataclass(frozen=True)
-class RGLRU(DiagonalCell):
+class RGLRU(Cell):
     d_in: int
     num_blocks: int = 1
     c: float = 8.0

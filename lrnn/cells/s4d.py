@@ -37,7 +37,7 @@ import jax
 import jax.numpy as jnp
 
 from lrnn.cells import checks
-from lrnn.cells.base import DiagonalCell
+from lrnn.cells.base import Cell
 from lrnn.cells.discretize import zero_order_hold
 from lrnn.cells.initializers import log_uniform
 
@@ -51,7 +51,7 @@ def s4d_imaginary(init: str, d_state: int, modes: int) -> jax.Array:
 
 
 @dataclasses.dataclass(frozen=True)
-class S4D(DiagonalCell):
+class S4D(Cell):
     d_in: int
     d_state: int = 64
     a_init: str = "lin"

@@ -44,7 +44,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lrnn.cells import checks
-from lrnn.cells.base import DiagonalCell
+from lrnn.cells.base import Cell
 from lrnn.cells.discretize import DISCRETISATIONS
 from lrnn.cells.hippo import hippo_legs_normal_eig
 from lrnn.cells.initializers import log_uniform
@@ -63,7 +63,7 @@ def hippo_n(block_size: int, conj_sym: bool) -> tuple[np.ndarray, np.ndarray]:
 
 
 @dataclasses.dataclass(frozen=True)
-class S5(DiagonalCell):
+class S5(Cell):
     d_in: int
     d_state: int
     blocks: int = 1

@@ -13,6 +13,7 @@ from lrnn.scan.methods import register_method, registered_methods
 from lrnn.scan.monoid import Monoid
 from lrnn.scan.segmented import Segmented
 from lrnn.scan.softmax import SoftmaxMonoid
+from lrnn.scan.stabilised import StabilisedDecayMonoid
 
 __all__ = [
     "scan",
@@ -23,6 +24,7 @@ __all__ = [
     "DenseMonoid",
     "IdentityMinusRankOneMonoid",
     "SoftmaxMonoid",
+    "StabilisedDecayMonoid",
     "Segmented",
     "register_method",
     "registered_methods",

@@ -30,18 +30,28 @@ TOL = dict(rtol=1e-8, atol=1e-8)
 B = 2
 
 
+def random_state(case, key, batch):
+    """A random valid state shaped like the cell's initial_state((batch,)), in float64."""
+    template = case.cell.initial_state((batch,), jnp.float64)
+    parts, structure = jax.tree_util.tree_flatten(template)
+    keys = jax.random.split(key, 2 * len(parts))
+    drawn = []
+    for i, part in enumerate(parts):
+        h = 0.5 * jax.random.normal(keys[2 * i], part.shape, jnp.float64)
+        if jnp.iscomplexobj(part):
+            h = h * jnp.exp(1j * jax.random.uniform(keys[2 * i + 1], part.shape, jnp.float64, 0, 2 * np.pi))
+        drawn.append(h)
+    state = jax.tree_util.tree_unflatten(structure, drawn)
+    return state if case.prepare_state is None else case.prepare_state(state)
+
+
 def setup(name, length, *, with_state=True, batch=B):
     """(case, float64 params, x (batch, length, d_in), h0 or None), drawn per case name."""
     case = CASES[name]
     key_p, key_x, key_h = jax.random.split(jax.random.PRNGKey(seed_of(name, length)), 3)
     params = to64(case.cell.init(key_p))
     x = jax.random.normal(key_x, (batch, length, case.cell.d_in), jnp.float64)
-    h0 = None
-    if with_state:
-        h0 = 0.5 * jax.random.normal(key_h, (batch,) + case.cell.state_shape, jnp.float64)
-        if case.cell.complex_state:
-            h0 = h0 * jnp.exp(1j * jax.random.uniform(key_h, h0.shape, jnp.float64, 0, 2 * np.pi))
-        h0 = jnp.abs(h0) + 0.1 if getattr(case.cell, "log_space", False) else h0
+    h0 = random_state(case, key_h, batch) if with_state else None
     return case, params, x, h0
 
 
@@ -68,7 +78,7 @@ def test_forward_matches_reference(name, method):
             y, final = forward(params, x, h0)
             y_ref, final_ref = reference(case, params, x, h0)
             chex.assert_shape(y, (B, length, case.cell.d_out))
-            chex.assert_shape(final, (B,) + case.cell.state_shape)
+            chex.assert_trees_all_equal_shapes(final, case.cell.initial_state((B,)))
             chex.assert_trees_all_close((y, final), (y_ref, final_ref), **TOL)
 
 
@@ -88,7 +98,7 @@ def test_step_matches_forward(name):
 def test_step_from_initial_state(name):
     case, params, x, _ = setup(name, 3)
     state = case.cell.initial_state((B,), jnp.float64)
-    chex.assert_shape(state, (B,) + case.cell.state_shape)
+    chex.assert_trees_all_equal_shapes(state, case.cell.initial_state((B,)))
     for t in range(x.shape[1]):
         y_t, state = case.cell.step(params, state, x[:, t], **case.kwargs)
     y_ref, final_ref = reference(case, params, x, None)
@@ -120,7 +130,8 @@ def test_packed_sequences_equal_separate_ones(name, method):
 
 def _loss(outputs, weights):
     y, final = outputs
-    return jnp.sum(y * weights[0]) + jnp.sum(jnp.real(final * weights[1]))
+    parts = jax.tree_util.tree_leaves(final)
+    return jnp.sum(y * weights[0]) + sum(jnp.sum(jnp.real(f * w)) for f, w in zip(parts, weights[1]))
 
 
 @pytest.mark.parametrize("method", ["sequential", "associative", "chunked3"])
@@ -129,7 +140,7 @@ def test_gradients_match_reference(name, method):
     case, params, x, h0 = setup(name, 6)
     key = jax.random.PRNGKey(seed_of(name, "weights"))
     weights = (jax.random.normal(key, (B, 6, case.cell.d_out), jnp.float64),
-               jax.random.normal(key, h0.shape, jnp.float64))
+               [jax.random.normal(key, h.shape, jnp.float64) for h in jax.tree_util.tree_leaves(h0)])
 
     def cell_loss(params, x, h0):
         return _loss(case.cell.forward(params, x, h0, method=METHODS[method][0],
@@ -155,10 +166,9 @@ class JitTest(parameterized.TestCase):
 @pytest.mark.parametrize("name", IDS)
 def test_vmap_equals_the_batched_call(name):
     case, params, x, h0 = setup(name, 5, batch=4)
-    stacked = jax.jit(jax.vmap(lambda x, h: case.cell.forward(params, x, h, **case.kwargs)))(
-        x.reshape((2, 2) + x.shape[1:]), h0.reshape((2, 2) + h0.shape[1:]))
-    y, final = case.cell.forward(params, x, h0, **case.kwargs)
-    chex.assert_trees_all_close(stacked, (y.reshape((2, 2) + y.shape[1:]), final.reshape((2, 2) + final.shape[1:])), **TOL)
+    pair = lambda tree: jax.tree_util.tree_map(lambda a: a.reshape((2, 2) + a.shape[1:]), tree)  # noqa: E731
+    stacked = jax.jit(jax.vmap(lambda x, h: case.cell.forward(params, x, h, **case.kwargs)))(pair(x), pair(h0))
+    chex.assert_trees_all_close(stacked, pair(case.cell.forward(params, x, h0, **case.kwargs)), **TOL)
 
 
 @pytest.mark.parametrize("name", IDS)
@@ -169,7 +179,8 @@ def test_bfloat16_inputs(name):
     y32, _ = case.cell.forward(params, x, **case.kwargs)
     y16, final16 = case.cell.forward(params, x.astype(jnp.bfloat16), **case.kwargs)
     assert y16.dtype == jnp.bfloat16
-    assert jnp.all(jnp.isfinite(y16.astype(jnp.float32))) and jnp.all(jnp.isfinite(jnp.abs(final16)))
+    assert jnp.all(jnp.isfinite(y16.astype(jnp.float32)))
+    assert all(jnp.all(jnp.isfinite(jnp.abs(f))) for f in jax.tree_util.tree_leaves(final16))
     scale = float(jnp.max(jnp.abs(y32))) + 1e-6
     np.testing.assert_allclose(np.asarray(y16, np.float32), np.asarray(y32), atol=5e-2 * scale)
 
@@ -190,7 +201,8 @@ def _long_sequence_is_finite(name, length):
     x = jax.random.normal(jax.random.PRNGKey(2), (1, length, case.cell.d_in), jnp.float32)
     y, final = jax.jit(lambda p, x: case.cell.forward(p, x, **case.kwargs))(params, x)
     assert bool(jnp.all(jnp.isfinite(y))), f"{name}: non-finite output at T={length}"
-    assert bool(jnp.all(jnp.isfinite(jnp.abs(final)))), f"{name}: non-finite final state at T={length}"
+    assert all(bool(jnp.all(jnp.isfinite(jnp.abs(f)))) for f in jax.tree_util.tree_leaves(final)), \
+        f"{name}: non-finite final state at T={length}"
 
 
 @pytest.mark.parametrize("name", IDS)
@@ -232,12 +244,13 @@ def test_bad_inputs_name_the_argument(name):
         cell.forward(params, x[0], **kw)
     with pytest.raises(TypeError, match="x must be a real floating array"):
         cell.forward(params, x.astype(jnp.int32), **kw)
-    with pytest.raises(ValueError, match="state must be"):
-        cell.forward(params, x, jnp.concatenate([h0, h0], -1), **kw)
-    with pytest.raises(ValueError, match="state must be"):
-        cell.forward(params, x, h0[:1], **kw)
+    tree_map = jax.tree_util.tree_map
+    with pytest.raises(ValueError, match=r"state(\[\d\])? must be"):
+        cell.forward(params, x, tree_map(lambda h: jnp.concatenate([h, h], -1), h0), **kw)
+    with pytest.raises(ValueError, match=r"state(\[\d\])? must be"):
+        cell.forward(params, x, tree_map(lambda h: h[:1], h0), **kw)
     if case.stepwise:
-        with pytest.raises(ValueError, match="state must be"):
-            cell.step(params, h0[0], x[:, 0], **kw)
+        with pytest.raises(ValueError, match=r"state(\[\d\])? must be"):
+            cell.step(params, tree_map(lambda h: h[0], h0), x[:, 0], **kw)
         with pytest.raises(ValueError, match=r"x_t must have shape \(B, "):
             cell.step(params, h0, jnp.concatenate([x[:, 0], x[:, 0]], -1), **kw)

@@ -132,6 +132,20 @@ def rank_one(leaves, initial=None, *, axis=1, reverse=False, resets=None):
     return _loop(_matrix_step(transition), _zero_matrix_state, leaves, initial, axis, reverse, resets)
 
 
+def stabilised_decay(leaves, initial=None, *, axis=1, reverse=False, resets=None):
+    """xLSTM's stabilised recurrence: m_t = max(g_t + m_{t−1}, w_t),
+    S_t = e^{g_t + m_{t−1} − m_t} S_{t−1} + e^{w_t − m_t} U_t; empty state (−∞, 0)."""
+    def step(leaf, state):
+        g, w, u = leaf
+        m, s = state
+        m_new = jnp.maximum(g + m, w)
+        return m_new, jnp.exp(g + m - m_new)[..., None, None] * s + jnp.exp(w - m_new)[..., None, None] * u
+
+    def empty(leaf):
+        return jnp.full_like(leaf[0], -jnp.inf), jnp.zeros_like(leaf[2])
+    return _loop(step, empty, leaves, initial, axis, reverse, resets)
+
+
 def softmax(leaves, initial=None, *, axis=1, reverse=False, resets=None):
     """The softmax state by its definition, summed directly (no recurrence).
 
@@ -248,6 +262,13 @@ CASES = {
                                rng.normal(size=lead + (K, V))),
             lambda rng, batch: rng.normal(size=batch + (K, V)),
             rank_one,
+        ),
+        Case(
+            "stabilised_decay", "StabilisedDecayMonoid",
+            lambda rng, lead: (np.log(rng.uniform(0.2, 1.0, lead)), 3 * rng.normal(size=lead),
+                               rng.normal(size=lead + (K, V))),
+            lambda rng, batch: (rng.normal(size=batch), rng.normal(size=batch + (K, V))),
+            stabilised_decay,
         ),
         Case(
             "softmax", "SoftmaxMonoid",

@@ -6,7 +6,8 @@ Every module defines `CASES`, {case id: Case}: a small cell instance and its ref
 
     reference(cell, params, x, h0, **kwargs) -> (y (B, T, d_out), final state)
 
-with x (B, T, d_in) and h0 (B, *state_shape) already float64 / complex128. The contract
+with x (B, T, d_in) and h0 (shaped like `cell.initial_state((B,))`, a tuple for cells whose
+state has several parts) already float64 / complex128. The contract
 suite (tests/cells/test_contract.py) runs every case, and fails for any registered cell
 class that no case covers.
 """
@@ -25,6 +26,9 @@ class Case:
     reference: Callable
     kwargs: dict = dataclasses.field(default_factory=dict)  # extra forward/step arguments
     stepwise: bool = True  # False for non-causal cells (bidirectional): `step` must refuse
+    # Maps a random normal state (drawn like initial_state) to a valid one, where not every
+    # state is (log-space states and softmax sums must be positive).
+    prepare_state: Callable | None = None
 
 
 def all_cases() -> dict[str, Case]:

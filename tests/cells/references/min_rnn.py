@@ -38,9 +38,14 @@ def min_lstm(cell, p, x, h0):
     return jnp.stack(ys, axis=1), h
 
 
+def positive(h):
+    """Log-space cells keep h > 0."""
+    return jnp.abs(h) + 0.1
+
+
 CASES = {
     "mingru": Case(MinGRU(d_in=3, d_hidden=4), min_gru),
-    "mingru-log": Case(MinGRU(d_in=2, d_hidden=5, log_space=True), min_gru),
+    "mingru-log": Case(MinGRU(d_in=2, d_hidden=5, log_space=True), min_gru, prepare_state=positive),
     "minlstm": Case(MinLSTM(d_in=3, d_hidden=4), min_lstm),
-    "minlstm-log": Case(MinLSTM(d_in=2, d_hidden=6, log_space=True), min_lstm),
+    "minlstm-log": Case(MinLSTM(d_in=2, d_hidden=6, log_space=True), min_lstm, prepare_state=positive),
 }

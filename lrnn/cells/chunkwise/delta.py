@@ -1,0 +1,79 @@
+"""The (gated) delta rule, chunkwise in the WY/UT form: DeltaNet, Gated DeltaNet, DeltaProduct.
+
+    S_t = α_t (I − β_t k_t k_tᵀ) S_{t−1} + β_t k_t v_tᵀ,     o_t = S_tᵀ q_t
+
+(α_t = e^{log_decay_t}, a scalar per head; α = 1 for DeltaNet). Writing each step as
+S_t = α_t S_{t−1} + k_t δ_tᵀ with δ_t = β_t (v_t − α_t S_{t−1}ᵀ k_t), and with b_i the
+within-chunk cumulative log decay, Γ_ij = e^{b_i − b_j} (j ≤ i) and S_0 the state entering
+the chunk, the δ of a chunk (rows Δ) solve one unit-lower-triangular system:
+
+    (I + A) Δ = diag(β) (V − diag(e^b) K S_0),     A = strict_tril(diag(β) (K Kᵀ ⊙ Γ))
+
+so Δ = U − W S_0 with U = (I + A)⁻¹ diag(β) V and W = (I + A)⁻¹ diag(β e^b) K, and
+
+    O   = diag(e^b) Q S_0 + (Q Kᵀ ⊙ Γ ⊙ M) Δ                       (M: j ≤ i)
+    S_C = (e^{b_C} I − K̃ᵀ W) S_0 + K̃ᵀ U,                          K̃ = diag(e^{b_C − b}) K.
+
+The chunk transitions (e^{b_C} I − K̃ᵀ W, K̃ᵀ U) — a dense K×K matrix and a K×V update — go
+through `lrnn.scan` (DenseMonoid). Every exponent is ≤ 0.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from lrnn.cells.chunkwise import tiles
+from lrnn.scan import DenseMonoid, scan
+
+
+def delta_rule(q, k, v, beta, initial, *, log_decay=None, chunk_size: int, method: str = "auto", resets=None):
+    """Chunkwise o_t = S_tᵀ q_t with S_t = α_t (I − β_t k_t k_tᵀ) S_{t−1} + β_t k_t v_tᵀ.
+
+    Args:
+      q, k: (B, H, T, K); v: (B, H, T, V); beta: (B, H, T).
+      initial: (B, H, K, V), the state before the first token.
+      log_decay: (B, H, T) log α_t ≤ 0, or None for α = 1 (DeltaNet).
+      chunk_size: tokens per chunk C (any C ≥ 1; any T).
+      method: the engine's method for the scan across chunks.
+      resets: (B, T) bool or None; True at t starts from a zero state there.
+
+    Returns:
+      o (B, H, T, V) and the final state (B, H, K, V).
+    """
+    length = q.shape[2]
+    if log_decay is None:
+        log_decay = jnp.zeros(beta.shape, beta.dtype)
+    q, k, v, beta, log_decay = (tiles.tile(x, chunk_size) for x in (q, k, v, beta, log_decay))
+    segments = tiles.segments(resets, chunk_size)
+    b = jnp.cumsum(log_decay, axis=-1)  # (B, H, N, C)
+
+    reach = tiles.causal(chunk_size)
+    if segments is not None:
+        reach = reach & segments.same
+    gaps = jnp.where(reach, b[..., :, None] - b[..., None, :], -jnp.inf)
+    gamma = jnp.exp(gaps)  # Γ ⊙ M (⊙ same segment), zero elsewhere
+    strict = gamma * (1 - jnp.eye(chunk_size, dtype=gamma.dtype))
+
+    entry = jnp.exp(b)
+    if segments is not None:
+        entry = jnp.where(segments.first, entry, 0)
+    system = jnp.eye(chunk_size, dtype=k.dtype) + beta[..., :, None] * (k @ jnp.swapaxes(k, -1, -2)) * strict
+    right = jnp.concatenate([beta[..., None] * v, (beta * entry)[..., None] * k], axis=-1)
+    solved = jax.scipy.linalg.solve_triangular(system, right, lower=True, unit_diagonal=True)
+    u, w = solved[..., : v.shape[-1]], solved[..., v.shape[-1]:]
+
+    leave = jnp.exp(b[..., -1:] - b)
+    carry = jnp.exp(b[..., -1])
+    if segments is not None:
+        leave = jnp.where(segments.last, leave, 0)
+        carry = jnp.where(segments.whole, carry, 0)
+    k_leaving = jnp.swapaxes(leave[..., None] * k, -1, -2)  # K̃ᵀ (B, H, N, K, C)
+    eye = jnp.eye(k.shape[-1], dtype=k.dtype)
+    transition = carry[..., None, None] * eye - k_leaving @ w
+    after, final = scan(DenseMonoid(), (transition, k_leaving @ u), axis=2, initial=initial, method=method)
+
+    states = tiles.entering(initial.astype(after.dtype), after)
+    deltas = u - w @ states
+    o = entry[..., None] * (q @ states) + ((q @ jnp.swapaxes(k, -1, -2)) * gamma) @ deltas
+    return tiles.untile(o, length), final

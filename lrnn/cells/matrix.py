@@ -1,0 +1,64 @@
+"""Matrix-state cells: a K×V state per head, trained chunkwise, run step-wise.
+
+A matrix cell keeps the `Cell` contract and its per-token definition (`elements`, `readout`,
+`monoid`), which gives it `step` (one O(K·V) update per head) and `forward_materialised`, the
+per-token scan through `lrnn.scan` that keeps a K×V state for every token: the readable
+reference, for small sizes only. Its `forward` is the training path: the chunkwise closed
+form of `lrnn.cells.chunkwise`, matmuls inside chunks of `chunk_size` tokens and the engine
+across chunks (`method` picks the engine's method there), so no per-token state is stored.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import jax.numpy as jnp
+
+from lrnn.cells import checks
+from lrnn.cells.base import Cell
+
+DEFAULT_CHUNK_SIZE = 64
+
+
+class MatrixCell(Cell):
+    """Base class of the matrix-state cells; a subclass defines `chunked` besides the `Cell` parts."""
+
+    n_heads: int
+    default_chunk_size: ClassVar[int] = DEFAULT_CHUNK_SIZE
+
+    def chunked(self, params: dict, x, state, *, chunk_size: int, method: str, resets, **inputs):
+        """(y, final state) by the chunkwise closed form, for x (B, T, d_in) in a float32 or
+        wider dtype, a checked state (never None) and resets (B, T) bool or None."""
+        raise NotImplementedError
+
+    def forward(self, params: dict, x, state=None, *, method: str = "auto", resets=None,
+                chunk_size: int | None = None, **inputs):
+        """The training path: the chunkwise closed form, the engine across chunks.
+
+        Args:
+          params: from `init`.
+          x: (B, T, d_in) real inputs, any T ≥ 1.
+          state: the state before the first token (see `initial_state`); None for zeros.
+          method: the engine's method for the scan over chunk summaries.
+          resets: (B, T) bool; True at t starts a fresh state there (packed sequences).
+          chunk_size: tokens per chunk (default 64); any C ≥ 1, T need not be a multiple.
+
+        Returns:
+          y (B, T, d_out) in x's dtype, and the state after the last token.
+        """
+        x = checks.sequence(x, self.d_in)
+        chunk_size = self.default_chunk_size if chunk_size is None else chunk_size
+        checks.positive_int("chunk_size", chunk_size)
+        resets = checks.resets(resets, x.shape[:2])
+        xc = x.astype(jnp.promote_types(x.dtype, jnp.float32))
+        if state is None:
+            state = self.initial_state((x.shape[0],), xc.dtype)
+        state = self._check_state("state", state, x.shape[0])
+        y, final = self.chunked(params, xc, state, chunk_size=chunk_size, method=method, resets=resets, **inputs)
+        return y.astype(x.dtype), final
+
+    def forward_materialised(self, params: dict, x, state=None, *, method: str = "auto", resets=None,
+                             chunk_size: int | None = None, **inputs):
+        """The per-token reference: every token's state through one `lrnn.scan` (memory
+        O(T·K·V) per head; `method` and `chunk_size` are the engine's)."""
+        return Cell.forward(self, params, x, state, method=method, resets=resets, chunk_size=chunk_size, **inputs)
