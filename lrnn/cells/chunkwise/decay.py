@@ -28,7 +28,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from lrnn.cells.chunkwise import tiles
+from lrnn.cells.chunkwise import inputs, tiles
 from lrnn.scan import MatrixDecayMonoid, scan
 
 
@@ -79,6 +79,7 @@ def decay_attention(q, k, v, log_decay, initial, *, chunk_size: int, method: str
     Returns:
       o (B, H, T, V) and the final state (B, H, K, V).
     """
+    inputs.attention(q, k, v, initial, chunk_size, log_decay=(log_decay, "(B, H, T, K)"))
     length = q.shape[2]
     q, k, v, log_decay = (tiles.tile(x, chunk_size) for x in (q, k, v, log_decay))
     segments = tiles.segments(resets, chunk_size)

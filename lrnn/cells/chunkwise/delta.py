@@ -23,7 +23,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from lrnn.cells.chunkwise import tiles
+from lrnn.cells.chunkwise import inputs, tiles
 from lrnn.scan import DenseMonoid, scan
 
 
@@ -41,6 +41,7 @@ def delta_rule(q, k, v, beta, initial, *, log_decay=None, chunk_size: int, metho
     Returns:
       o (B, H, T, V) and the final state (B, H, K, V).
     """
+    inputs.attention(q, k, v, initial, chunk_size, beta=(beta, "(B, H, T)"), log_decay=(log_decay, "(B, H, T)"))
     length = q.shape[2]
     if log_decay is None:
         log_decay = jnp.zeros(beta.shape, beta.dtype)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-from lrnn.cells.chunkwise import tiles
+from lrnn.cells.chunkwise import inputs, tiles
 from lrnn.scan import StabilisedDecayMonoid, scan
 from lrnn.scan.stabilised import lowest
 
@@ -39,6 +39,8 @@ def stabilised_attention(q, k, v, log_forget, log_input, initial, *, chunk_size:
     Returns:
       (numerator (B, H, T, V), m (B, H, T)) and the final state (m, C̃).
     """
+    inputs.attention(q, k, v, initial, chunk_size, log_forget=(log_forget, "(B, H, T)"),
+                     log_input=(log_input, "(B, H, T)"))
     length = q.shape[2]
     q, k, v, log_forget = (tiles.tile(x, chunk_size) for x in (q, k, v, log_forget))
     log_input = tiles.tile(log_input, chunk_size, fill=jnp.finfo(log_input.dtype).min)
