@@ -12,13 +12,20 @@ See `base` for the contract and each module for its paper's equations. Every cel
 below is run by the contract suite in tests/cells against a float64 loop of its equations.
 """
 
+from lrnn.cells.aaren import Aaren
 from lrnn.cells.base import RECURRENT, REGULAR, Cell
+from lrnn.cells.deltanet import DeltaNet
+from lrnn.cells.deltaproduct import DeltaProduct
+from lrnn.cells.gated_deltanet import GatedDeltaNet
+from lrnn.cells.gla import GLA
 from lrnn.cells.hgrn import HGRN, lower_bounds
+from lrnn.cells.hgrn2 import HGRN2
 from lrnn.cells.lru import LRU
 from lrnn.cells.mamba import Mamba
 from lrnn.cells.matrix import MatrixCell
 from lrnn.cells.min_rnn import MinGRU, MinLSTM
 from lrnn.cells.registry import get_cell, register_cell, registered_cells
+from lrnn.cells.retnet import RetNet
 from lrnn.cells.rglru import RGLRU
 from lrnn.cells.s4d import S4D
 from lrnn.cells.s5 import S5
@@ -31,9 +38,23 @@ register_cell("mingru", MinGRU)
 register_cell("minlstm", MinLSTM)
 register_cell("mamba", Mamba)
 register_cell("rglru", RGLRU)
+register_cell("retnet", RetNet)
+register_cell("gla", GLA)
+register_cell("hgrn2", HGRN2)
+register_cell("deltanet", DeltaNet)
+register_cell("gated_deltanet", GatedDeltaNet)
+register_cell("deltaproduct", DeltaProduct)
+register_cell("aaren", Aaren)
 
 __all__ = [
+    "Aaren",
     "Cell",
+    "DeltaNet",
+    "DeltaProduct",
+    "GLA",
+    "GatedDeltaNet",
+    "HGRN2",
+    "RetNet",
     "HGRN",
     "LRU",
     "Mamba",

@@ -48,6 +48,20 @@ def step_range(dt_min, dt_max) -> None:
         raise ValueError(f"dt_min must not exceed dt_max, got dt_min={dt_min!r} > dt_max={dt_max!r}")
 
 
+EIGENVALUE_RANGES = ((0.0, 1.0), (-1.0, 1.0))
+
+
+def eigenvalue_range(value) -> tuple:
+    """(0, 1) or (−1, 1) (a list or ints are fine) as a float pair: where a cell's transition
+    eigenvalues lie; (−1, 1) is the negative-eigenvalue variant (Grazzi et al.)."""
+    ok = (isinstance(value, (tuple, list)) and len(value) == 2
+          and all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in value)
+          and tuple(value) in EIGENVALUE_RANGES)
+    if not ok:
+        raise ValueError(f"eigenvalue_range must be (0, 1) or (-1, 1), got {value!r}")
+    return tuple(float(v) for v in value)
+
+
 def one_of(name: str, value, choices) -> None:
     if value not in choices:
         raise ValueError(f"{name} must be one of {', '.join(repr(c) for c in choices)}, got {value!r}")

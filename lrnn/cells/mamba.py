@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import numbers
 
 import jax
 import jax.numpy as jnp
@@ -43,17 +42,6 @@ import jax.numpy as jnp
 from lrnn.cells import checks, linear
 from lrnn.cells.base import Cell
 from lrnn.cells.initializers import inverse_softplus, log_uniform
-
-EIGENVALUE_RANGES = ((0.0, 1.0), (-1.0, 1.0))
-
-
-def _eigenvalue_range(value) -> tuple:
-    ok = (isinstance(value, (tuple, list)) and len(value) == 2
-          and all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in value)
-          and tuple(value) in EIGENVALUE_RANGES)
-    if not ok:
-        raise ValueError(f"eigenvalue_range must be (0, 1) or (-1, 1), got {value!r}")
-    return tuple(float(v) for v in value)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,7 +63,7 @@ class Mamba(Cell):
             checks.positive_int("dt_rank", self.dt_rank)
         checks.step_range(self.dt_min, self.dt_max)
         checks.in_range("dt_init_floor", self.dt_init_floor, 0.0, math.inf, closed_low=False, closed_high=False)
-        object.__setattr__(self, "eigenvalue_range", _eigenvalue_range(self.eigenvalue_range))
+        object.__setattr__(self, "eigenvalue_range", checks.eigenvalue_range(self.eigenvalue_range))
 
     @property
     def rank(self) -> int:

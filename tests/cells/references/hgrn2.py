@@ -1,0 +1,41 @@
+"""HGRN2 (Qin et al. 2024): per head (width K = V = expand_ratio), f_t = γ + (1 − γ) σ(x_t W_f + b_f),
+i_t = SiLU(x_t W_i + b_i), q_t = σ(x_t W_q + b_q), S_t = Diag(f_t) S_{t−1} + (1 − f_t) i_tᵀ,
+o_t = S_tᵀ q_t; y_t = W_o LayerNorm(o_t over heads) + b_o."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from lrnn.cells.hgrn2 import HGRN2
+from tests.cells.references import Case
+
+
+def _layer_norm(z, scale, bias):
+    mean = z.mean(-1, keepdims=True)
+    var = ((z - mean) ** 2).mean(-1, keepdims=True)
+    return (z - mean) / jnp.sqrt(var + 1e-5) * scale + bias
+
+
+def hgrn2(cell, p, x, h0, lower_bound=0.0):
+    batch, length, width = x.shape
+    heads, head_width = h0.shape[1], h0.shape[2]
+    gamma = jnp.asarray(lower_bound, jnp.float64)
+    S, ys = h0, []
+    for t in range(length):
+        x_t = x[:, t]
+        f = gamma + (1 - gamma) * jax.nn.sigmoid(x_t @ p["W_f"] + p["b_f"])
+        i = jax.nn.silu(x_t @ p["W_i"] + p["b_i"])
+        q = jax.nn.sigmoid(x_t @ p["W_q"] + p["b_q"])
+        f, i, q = (a.reshape(batch, heads, head_width) for a in (f, i, q))
+        S = f[..., :, None] * S + (1 - f)[..., :, None] * i[..., None, :]
+        o = jnp.einsum("bhk,bhkv->bhv", q, S).reshape(batch, width)
+        ys.append(_layer_norm(o, p["norm_scale"], p["norm_bias"]) @ p["W_o"] + p["b_o"])
+    return jnp.stack(ys, axis=1), S
+
+
+CASES = {
+    "hgrn2": Case(HGRN2(d_in=8, expand_ratio=4), hgrn2),
+    "hgrn2-lower-bound": Case(HGRN2(d_in=6, expand_ratio=3), hgrn2, kwargs={"lower_bound": 0.7}),
+    "hgrn2-channel-bounds": Case(HGRN2(d_in=4, expand_ratio=2), hgrn2,
+                                 kwargs={"lower_bound": np.array([0.0, 0.5, 0.9, 0.99])}),
+}
