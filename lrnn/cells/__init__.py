@@ -8,8 +8,11 @@ Each cell is a frozen dataclass of hyperparameters (sizes included) with pure fu
     state = cell.initial_state((B,))
     labels = cell.param_labels(params)                                # recurrent / regular
 
-See `base` for the contract and each module for its paper's equations. Every cell registered
-below is run by the contract suite in tests/cells against a float64 loop of its equations.
+Matrix-state cells (`MatrixCell`: RetNet, GLA, HGRN2, GateLoop, mLSTM, the DeltaNet family) train
+chunkwise through `lrnn.cells.chunkwise` and keep the per-token scan as `forward_materialised`.
+See `base` and `matrix` for the contract and each module for its paper's equations. Every cell
+registered below is run by the contract suite in tests/cells against a float64 loop of its
+equations.
 """
 
 from lrnn.cells.aaren import Aaren
@@ -17,6 +20,7 @@ from lrnn.cells.base import RECURRENT, REGULAR, Cell
 from lrnn.cells.deltanet import DeltaNet
 from lrnn.cells.deltaproduct import DeltaProduct
 from lrnn.cells.gated_deltanet import GatedDeltaNet
+from lrnn.cells.gateloop import GateLoop
 from lrnn.cells.gla import GLA
 from lrnn.cells.hgrn import HGRN, lower_bounds
 from lrnn.cells.hgrn2 import HGRN2
@@ -24,6 +28,7 @@ from lrnn.cells.lru import LRU
 from lrnn.cells.mamba import Mamba
 from lrnn.cells.matrix import MatrixCell
 from lrnn.cells.min_rnn import MinGRU, MinLSTM
+from lrnn.cells.mlstm import MLSTM
 from lrnn.cells.registry import get_cell, register_cell, registered_cells
 from lrnn.cells.retnet import RetNet
 from lrnn.cells.rglru import RGLRU
@@ -41,6 +46,8 @@ register_cell("rglru", RGLRU)
 register_cell("retnet", RetNet)
 register_cell("gla", GLA)
 register_cell("hgrn2", HGRN2)
+register_cell("gateloop", GateLoop)
+register_cell("mlstm", MLSTM)
 register_cell("deltanet", DeltaNet)
 register_cell("gated_deltanet", GatedDeltaNet)
 register_cell("deltaproduct", DeltaProduct)
@@ -52,8 +59,10 @@ __all__ = [
     "DeltaNet",
     "DeltaProduct",
     "GLA",
+    "GateLoop",
     "GatedDeltaNet",
     "HGRN2",
+    "MLSTM",
     "RetNet",
     "HGRN",
     "LRU",

@@ -4,7 +4,7 @@ Mori 2024, "Attention as an RNN").
 Softmax attention of one query over a growing prefix is an RNN, and all its prefix outputs are
 one prefix scan. Aaren's query is not a function of the input: it is a parameter learned by
 backpropagation, one per head and layer, so token t's output attends over tokens 1..t only and
-the module is causal. Per head h (K = key_dim, V = value_dim):
+the module is causal. Per head h (K = key_dim, V = value_dim, the widths per head):
 
     k_t = x_t W_k[h]     v_t = x_t W_v[h]        (K,), (V,)
     s_t = q_h · k_t / √K                          the score of token t
@@ -24,8 +24,12 @@ state empty. `initial_state` is the empty sum (m = −∞, u = 0, w = 0): the fi
 (s_1, 1, v_1). (The engine's own empty element uses the lowest finite float for m instead of −∞
 so that two empty elements never meet as e^{−∞+∞}; both stand for the same empty sum.)
 
+Sizes: `n_heads` H (default 1); `d_key` = H·K and `d_value` = H·V, the key and value widths
+across all heads (default d_in each, so K = V = d_in // H; n_heads must divide both), with the
+widths per head K and V read as `key_dim` and `value_dim`.
+
 Shapes: x (B, T, d_in); state (m (B, H), u (B, H), w (B, H, V)); y (B, T, d_out) with
-d_out = d_in, or H·V without the output projection.
+d_out = d_in, or H·V = d_value without the output projection.
 
 Params: "q" (H, K), "W_k" (d_in, H·K), "W_v" (d_in, H·V), and with `output_projection`
 "W_o" (H·V, d_in), "b_o" (d_in,). Recurrent params: none (the paper trains Aaren as it trains
@@ -69,8 +73,8 @@ from lrnn.scan import SoftmaxMonoid
 class Aaren(Cell):
     d_in: int
     n_heads: int = 1
-    key_dim: int | None = None  # K per head; default d_in // n_heads
-    value_dim: int | None = None  # V per head; default d_in // n_heads
+    d_key: int | None = None  # H·K over all heads; default d_in (K = d_in // n_heads)
+    d_value: int | None = None  # H·V over all heads; default d_in (V = d_in // n_heads)
     output_projection: bool = True
 
     monoid: ClassVar[SoftmaxMonoid] = SoftmaxMonoid()
@@ -78,19 +82,31 @@ class Aaren(Cell):
     def __post_init__(self):
         checks.positive_int("d_in", self.d_in)
         checks.positive_int("n_heads", self.n_heads)
-        if (self.key_dim is None or self.value_dim is None) and self.d_in % self.n_heads:
+        if (self.d_key is None or self.d_value is None) and self.d_in % self.n_heads:
             raise ValueError(
-                f"n_heads must divide d_in when key_dim or value_dim is left to its default "
-                f"d_in // n_heads, got d_in={self.d_in}, n_heads={self.n_heads}")
-        for name in ("key_dim", "value_dim"):
+                f"n_heads must divide d_in when d_key or d_value is left to its default d_in "
+                f"(d_in // n_heads per head), got d_in={self.d_in}, n_heads={self.n_heads}")
+        for name in ("d_key", "d_value"):
             if getattr(self, name) is None:
-                object.__setattr__(self, name, self.d_in // self.n_heads)
+                object.__setattr__(self, name, self.d_in)
             checks.positive_int(name, getattr(self, name))
+            if getattr(self, name) % self.n_heads:
+                raise ValueError(f"{name} must be divisible by n_heads = {self.n_heads}, got {getattr(self, name)}")
         checks.flag("output_projection", self.output_projection)
 
     @property
+    def key_dim(self) -> int:
+        """K, the key width per head."""
+        return self.d_key // self.n_heads
+
+    @property
+    def value_dim(self) -> int:
+        """V, the value width per head."""
+        return self.d_value // self.n_heads
+
+    @property
     def d_out(self) -> int:
-        return self.d_in if self.output_projection else self.n_heads * self.value_dim
+        return self.d_in if self.output_projection else self.d_value
 
     def initial_state(self, batch_shape: tuple, dtype=jnp.float32) -> tuple:
         """The empty sum: m = −∞, u = 0 (each (*batch_shape, H)), w = 0 (*batch_shape, H, V)."""
@@ -103,11 +119,11 @@ class Aaren(Cell):
         h, d = self.n_heads, self.d_in
         params = {
             "q": jax.random.normal(k_q, (h, self.key_dim), jnp.float32),
-            "W_k": xavier_uniform(k_k, d, h * self.key_dim),
-            "W_v": xavier_uniform(k_v, d, h * self.value_dim),
+            "W_k": xavier_uniform(k_k, d, self.d_key),
+            "W_v": xavier_uniform(k_v, d, self.d_value),
         }
         if self.output_projection:
-            params["W_o"] = init_weight(k_o, h * self.value_dim, d)
+            params["W_o"] = init_weight(k_o, self.d_value, d)
             params["b_o"] = jnp.zeros((d,), jnp.float32)
         return params
 
@@ -127,5 +143,5 @@ class Aaren(Cell):
     def readout(self, params: dict, h: tuple, x: jax.Array, **_) -> jax.Array:
         """y (B, T, d_out) from the states (m, u, w): o = w / u per head, heads merged, W_o."""
         o = SoftmaxMonoid.normalised(h)
-        o = o.reshape(o.shape[:-2] + (self.n_heads * self.value_dim,))
+        o = o.reshape(o.shape[:-2] + (self.d_value,))
         return o @ params["W_o"] + params["b_o"] if self.output_projection else o

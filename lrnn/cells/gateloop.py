@@ -20,8 +20,10 @@ requires (log-sigmoid, never the log of a computed sigmoid). The per-token defin
 (`forward_materialised`, `step`) is `MatrixDecayMonoid` with complex leaves (a_t, k_t v_tᵀ).
 
 Sizes: `n_heads` H (default d_in: the paper's "max-headed" GateLoop, one key and one value
-per head, so each head's state is a single complex number), `key_dim` K and `value_dim` V
-per head (default d_in // H each). The output has d_out = d_in channels.
+per head, so each head's state is a single complex number); `d_key` = H·K and `d_value` = H·V,
+the key and value widths across all heads (default d_in each, so K = V = d_in // H; n_heads
+must divide both), with the widths per head K and V read as `key_dim` and `value_dim`. The
+output has d_out = d_in channels.
 
 Initialisation: every projection as PyTorch's nn.Linear (lrnn.cells.linear,
 U[±1/√fan_in] for weights and biases); the norm's scale 1 and bias 0. The paper states no
@@ -81,8 +83,8 @@ def group_norm(z: jax.Array, groups: int, scale: jax.Array, bias: jax.Array, eps
 class GateLoop(MatrixCell):
     d_in: int
     n_heads: int | None = None
-    key_dim: int | None = None
-    value_dim: int | None = None
+    d_key: int | None = None
+    d_value: int | None = None
     norm_groups: int = 1
 
     monoid = MatrixDecayMonoid()
@@ -94,25 +96,37 @@ class GateLoop(MatrixCell):
         if self.n_heads is None:
             object.__setattr__(self, "n_heads", self.d_in)
         checks.positive_int("n_heads", self.n_heads)
-        for name in ("key_dim", "value_dim"):
+        for name in ("d_key", "d_value"):
             if getattr(self, name) is None:
                 if self.d_in % self.n_heads:
-                    raise ValueError(f"n_heads must divide d_in when {name} is not given, got "
-                                     f"d_in={self.d_in}, n_heads={self.n_heads}")
-                object.__setattr__(self, name, self.d_in // self.n_heads)
+                    raise ValueError(f"n_heads must divide d_in when {name} is left to its default d_in "
+                                     f"(d_in // n_heads per head), got d_in={self.d_in}, n_heads={self.n_heads}")
+                object.__setattr__(self, name, self.d_in)
             checks.positive_int(name, getattr(self, name))
+            if getattr(self, name) % self.n_heads:
+                raise ValueError(f"{name} must be divisible by n_heads = {self.n_heads}, got {getattr(self, name)}")
         checks.positive_int("norm_groups", self.norm_groups)
-        channels = self.n_heads * self.value_dim
+        channels = self.d_value
         if channels % self.norm_groups or channels // self.norm_groups < 2:
-            raise ValueError(f"norm_groups must divide the n_heads·value_dim = {channels} output channels "
+            raise ValueError(f"norm_groups must divide the d_value = {channels} output channels "
                              f"into groups of at least 2 (a group of one normalises to 0), got {self.norm_groups}")
+
+    @property
+    def key_dim(self) -> int:
+        """K, the key width per head."""
+        return self.d_key // self.n_heads
+
+    @property
+    def value_dim(self) -> int:
+        """V, the value width per head."""
+        return self.d_value // self.n_heads
 
     @property
     def state_shape(self) -> tuple:
         return (self.n_heads, self.key_dim, self.value_dim)
 
     def init(self, key: jax.Array) -> dict:
-        d, hk, hv = self.d_in, self.n_heads * self.key_dim, self.n_heads * self.value_dim
+        d, hk, hv = self.d_in, self.d_key, self.d_value
         keys = jax.random.split(key, 7)
         return {
             **init_linear(keys[0], d, hk, "q", bias=False),

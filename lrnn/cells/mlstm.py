@@ -36,8 +36,10 @@ definition (`forward_materialised`, `step`): `StabilisedDecayMonoid` with leaves
 (log f_t, ĩ_t, k_t [v_t, 1]ᵀ); `to_scan_state` / `from_scan_state` map (C̃, ñ, m) ↔
 (m, [C̃ | ñ]).
 
-Sizes: `n_heads` H (default 1), `key_dim` K and `value_dim` V per head (default d_in // H
-each); the output has d_out = d_in channels.
+Sizes: `n_heads` H (default 1); `d_key` = H·K and `d_value` = H·V, the key and value widths
+across all heads (default d_in each, so K = V = d_in // H; n_heads must divide both), with the
+widths per head K and V read as `key_dim` and `value_dim`; the output has d_out = d_in
+channels.
 
 Initialisation (the xLSTM code): W_q, W_k, W_v, W_o ~ N(0, 2/(5 d_in)) ("small init"), b_o = 0;
 W_i = 0, b_i ~ N(0, 0.1²); W_f = 0, b_f = linspace(3, 6, H) over the heads (forget gates
@@ -87,8 +89,8 @@ INPUT_BIAS_STD = 0.1
 class MLSTM(MatrixCell):
     d_in: int
     n_heads: int = 1
-    key_dim: int | None = None
-    value_dim: int | None = None
+    d_key: int | None = None
+    d_value: int | None = None
 
     monoid = StabilisedDecayMonoid()
     recurrent_params = frozenset({"W_i", "b_i", "W_f", "b_f"})
@@ -96,13 +98,25 @@ class MLSTM(MatrixCell):
     def __post_init__(self):
         checks.positive_int("d_in", self.d_in)
         checks.positive_int("n_heads", self.n_heads)
-        for name in ("key_dim", "value_dim"):
+        for name in ("d_key", "d_value"):
             if getattr(self, name) is None:
                 if self.d_in % self.n_heads:
-                    raise ValueError(f"n_heads must divide d_in when {name} is not given, got "
-                                     f"d_in={self.d_in}, n_heads={self.n_heads}")
-                object.__setattr__(self, name, self.d_in // self.n_heads)
+                    raise ValueError(f"n_heads must divide d_in when {name} is left to its default d_in "
+                                     f"(d_in // n_heads per head), got d_in={self.d_in}, n_heads={self.n_heads}")
+                object.__setattr__(self, name, self.d_in)
             checks.positive_int(name, getattr(self, name))
+            if getattr(self, name) % self.n_heads:
+                raise ValueError(f"{name} must be divisible by n_heads = {self.n_heads}, got {getattr(self, name)}")
+
+    @property
+    def key_dim(self) -> int:
+        """K, the key width per head."""
+        return self.d_key // self.n_heads
+
+    @property
+    def value_dim(self) -> int:
+        """V, the value width per head."""
+        return self.d_value // self.n_heads
 
     @property
     def state_shape(self) -> tuple:
@@ -116,7 +130,7 @@ class MLSTM(MatrixCell):
                 jnp.full(batch + (h,), -jnp.inf, dtype))
 
     def init(self, key: jax.Array) -> dict:
-        d, h, hk, hv = self.d_in, self.n_heads, self.n_heads * self.key_dim, self.n_heads * self.value_dim
+        d, h, hk, hv = self.d_in, self.n_heads, self.d_key, self.d_value
         k_q, k_k, k_v, k_o, k_i, k_out = jax.random.split(key, 6)
         small = jnp.sqrt(2.0 / (5.0 * d))
         return {

@@ -12,7 +12,7 @@ from lrnn.cells.aaren import Aaren
 from tests.cells.references.aaren import aaren as reference
 from tests.helpers import to64
 
-CELL = Aaren(d_in=6, n_heads=2, key_dim=4, value_dim=3)
+CELL = Aaren(d_in=6, n_heads=2, d_key=8, d_value=6)  # K = 4, V = 3 per head
 TOL = dict(rtol=1e-10, atol=1e-10)
 
 
@@ -51,7 +51,7 @@ def test_forward_is_softmax_attention_of_the_learned_query_over_each_prefix(meth
 
 
 def test_without_output_projection_the_output_is_the_merged_heads():
-    cell = Aaren(d_in=5, n_heads=3, key_dim=2, value_dim=4, output_projection=False)
+    cell = Aaren(d_in=5, n_heads=3, d_key=6, d_value=12, output_projection=False)
     params, x = setup(cell, 9)
     assert set(params) == {"q", "W_k", "W_v"} and cell.d_out == 12
     y, _ = jax.jit(lambda p, x: cell.forward(p, x, method="sequential"))(params, x)
@@ -157,7 +157,7 @@ def test_a_given_state_counts_as_earlier_tokens():
 
 
 def test_init_follows_multi_head_attention():
-    cell = Aaren(d_in=256, n_heads=4, key_dim=64, value_dim=128)
+    cell = Aaren(d_in=256, n_heads=4, d_key=256, d_value=512)
     params = cell.init(jax.random.PRNGKey(0))
     shapes = {"q": (4, 64), "W_k": (256, 256), "W_v": (256, 512), "W_o": (512, 256), "b_o": (256,)}
     assert {k: v.shape for k, v in params.items()} == shapes
@@ -178,9 +178,11 @@ def test_init_follows_multi_head_attention():
 
 def test_sizes_default_to_an_even_split_of_d_in():
     cell = Aaren(d_in=8, n_heads=2)
-    assert (cell.key_dim, cell.value_dim, cell.d_out) == (4, 4, 8)
-    assert Aaren(d_in=8, n_heads=2, value_dim=5, output_projection=False).d_out == 10
-    assert Aaren(d_in=7, n_heads=2, key_dim=3, value_dim=3).d_out == 7
+    assert (cell.d_key, cell.d_value, cell.key_dim, cell.value_dim, cell.d_out) == (8, 8, 4, 4, 8)
+    cell = Aaren(d_in=8, n_heads=2, d_value=10, output_projection=False)
+    assert (cell.value_dim, cell.d_out) == (5, 10)
+    cell = Aaren(d_in=7, n_heads=2, d_key=6, d_value=6)  # explicit sizes need no divisibility of d_in
+    assert (cell.key_dim, cell.value_dim, cell.d_out) == (3, 3, 7)
 
 
 @pytest.mark.parametrize("kwargs, name", [
@@ -189,10 +191,13 @@ def test_sizes_default_to_an_even_split_of_d_in():
     (dict(d_in=4, n_heads=0), "n_heads"),
     (dict(d_in=4, n_heads=True), "n_heads"),
     (dict(d_in=5, n_heads=2), "n_heads"),
-    (dict(d_in=5, n_heads=2, key_dim=3), "n_heads"),
-    (dict(d_in=4, key_dim=0), "key_dim"),
-    (dict(d_in=4, value_dim=-1), "value_dim"),
-    (dict(d_in=4, value_dim=2.5), "value_dim"),
+    (dict(d_in=5, n_heads=2, d_key=6), "n_heads"),
+    (dict(d_in=4, d_key=0), "d_key"),
+    (dict(d_in=4, d_value=-1), "d_value"),
+    (dict(d_in=4, d_value=2.5), "d_value"),
+    (dict(d_in=4, d_key=True), "d_key"),
+    (dict(d_in=4, n_heads=2, d_key=5), "d_key"),  # not a whole number of keys per head
+    (dict(d_in=4, n_heads=2, d_value=3), "d_value"),
     (dict(d_in=4, output_projection="yes"), "output_projection"),
 ])
 def test_invalid_hyperparameters_are_refused(kwargs, name):
