@@ -225,3 +225,11 @@ def test_bad_gates_name_the_argument():
     with pytest.raises(ValueError, match=r"log_input must have shape \(B, H, T\)"):
         stabilised_attention(q, k, v, jnp.zeros((B, H, T)), jnp.zeros((B, H)), (jnp.zeros((B, H)), state),
                              chunk_size=16)
+
+
+@pytest.mark.parametrize("size", (1, 5, 16, 37))
+def test_unit_lower_inverse_inverts(size):
+    from lrnn.cells.chunkwise.delta import unit_lower_inverse
+    strict = jnp.tril(jax.random.normal(jax.random.PRNGKey(size), (3, size, size), jnp.float64), -1)
+    inverse = unit_lower_inverse(strict)
+    chex.assert_trees_all_close(inverse, np.linalg.inv(np.eye(size) + np.asarray(strict)), rtol=1e-10, atol=1e-10)

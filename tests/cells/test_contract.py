@@ -17,7 +17,7 @@ import optax
 import pytest
 from absl.testing import parameterized
 
-from lrnn.cells import RECURRENT, REGULAR, registered_cells
+from lrnn.cells import RECURRENT, REGULAR, MatrixCell, registered_cells
 from tests.cells.references import all_cases
 from tests.helpers import seed_of, to64
 
@@ -28,6 +28,14 @@ METHODS = {"sequential": ("sequential", None), "associative": ("associative", No
            "chunked3": ("chunked", 3), "auto": ("auto", None)}  # id: (method, chunk size)
 TOL = dict(rtol=1e-8, atol=1e-8)
 B = 2
+
+
+def with_methods(methods, matrix_methods):
+    """(name, method) pairs: every case with `methods`, except that a matrix-state cell, whose
+    `method` only picks the engine's scan over chunk summaries (its chunked path, all methods
+    and chunk sizes 1/16/64, is tested in test_matrix_contract.py), takes `matrix_methods`."""
+    return [(name, method) for name in IDS
+            for method in (matrix_methods if isinstance(CASES[name].cell, MatrixCell) else methods)]
 
 
 def random_state(case, key, batch):
@@ -61,14 +69,21 @@ def reference(case, params, x, h0):
     return case.reference(case.cell, params, x, h0, **case.kwargs)
 
 
+def compiled(case):
+    """(forward, step, reference) of a case, each jitted: one compilation instead of
+    dispatching every op of a loop one by one (the eager path has its own test, JitTest)."""
+    forward = jax.jit(lambda p, x, h: case.cell.forward(p, x, h, **case.kwargs))
+    step = jax.jit(lambda p, s, x_t: case.cell.step(p, s, x_t, **case.kwargs))
+    return forward, step, jax.jit(lambda p, x, h: reference(case, p, x, h))
+
+
 def test_every_registered_cell_has_a_case():
     covered = {type(case.cell) for case in CASES.values()}
     missing = [name for name, cls in registered_cells().items() if cls not in covered]
     assert not missing, f"registered cells without a reference case in tests/cells/references: {missing}"
 
 
-@pytest.mark.parametrize("method", METHODS)
-@pytest.mark.parametrize("name", IDS)
+@pytest.mark.parametrize("name, method", with_methods(list(METHODS), ["chunked3"]))
 def test_forward_matches_reference(name, method):
     for length in (1, 7):
         for with_state in (False, True):
@@ -85,13 +100,14 @@ def test_forward_matches_reference(name, method):
 @pytest.mark.parametrize("name", STEPWISE)
 def test_step_matches_forward(name):
     case, params, x, h0 = setup(name, 7)
-    y, final = case.cell.forward(params, x, h0, **case.kwargs)
+    forward, step, loop = compiled(case)
+    y, final = forward(params, x, h0)
     state, ys = h0, []
     for t in range(x.shape[1]):
-        y_t, state = case.cell.step(params, state, x[:, t], **case.kwargs)
+        y_t, state = step(params, state, x[:, t])
         ys.append(y_t)
     chex.assert_trees_all_close((jnp.stack(ys, axis=1), state), (y, final), **TOL)
-    chex.assert_trees_all_close(state, reference(case, params, x, h0)[1], **TOL)
+    chex.assert_trees_all_close(state, loop(params, x, h0)[1], **TOL)
 
 
 @pytest.mark.parametrize("name", STEPWISE)
@@ -99,9 +115,10 @@ def test_step_from_initial_state(name):
     case, params, x, _ = setup(name, 3)
     state = case.cell.initial_state((B,), jnp.float64)
     chex.assert_trees_all_equal_shapes(state, case.cell.initial_state((B,)))
+    _, step, loop = compiled(case)
     for t in range(x.shape[1]):
-        y_t, state = case.cell.step(params, state, x[:, t], **case.kwargs)
-    y_ref, final_ref = reference(case, params, x, None)
+        y_t, state = step(params, state, x[:, t])
+    y_ref, final_ref = loop(params, x, case.cell.initial_state((B,), jnp.float64))
     chex.assert_trees_all_close((y_t, state), (y_ref[:, -1], final_ref), **TOL)
 
 
@@ -112,8 +129,7 @@ def test_non_causal_cells_refuse_step():
             case.cell.step(params, case.cell.initial_state((B,), jnp.float64), x[:, 0], **case.kwargs)
 
 
-@pytest.mark.parametrize("method", ["sequential", "associative"])
-@pytest.mark.parametrize("name", IDS)
+@pytest.mark.parametrize("name, method", with_methods(["sequential", "associative"], ["sequential"]))
 def test_packed_sequences_equal_separate_ones(name, method):
     case, params, x, h0 = setup(name, 7)
     forward = jax.jit(lambda x, h, resets: case.cell.forward(params, x, h, resets=resets, method=method,
@@ -135,8 +151,7 @@ def _loss(outputs, weights):
     return jnp.sum(y * weights[0]) + sum(jnp.sum(jnp.real(f * w)) for f, w in zip(parts, weights[1]))
 
 
-@pytest.mark.parametrize("method", ["sequential", "associative", "chunked3"])
-@pytest.mark.parametrize("name", IDS)
+@pytest.mark.parametrize("name, method", with_methods(["sequential", "associative", "chunked3"], ["chunked3"]))
 def test_gradients_match_reference(name, method):
     case, params, x, h0 = setup(name, 6)
     key = jax.random.PRNGKey(seed_of(name, "weights"))
@@ -169,7 +184,7 @@ def test_vmap_equals_the_batched_call(name):
     case, params, x, h0 = setup(name, 5, batch=4)
     pair = lambda tree: jax.tree_util.tree_map(lambda a: a.reshape((2, 2) + a.shape[1:]), tree)  # noqa: E731
     stacked = jax.jit(jax.vmap(lambda x, h: case.cell.forward(params, x, h, **case.kwargs)))(pair(x), pair(h0))
-    chex.assert_trees_all_close(stacked, pair(case.cell.forward(params, x, h0, **case.kwargs)), **TOL)
+    chex.assert_trees_all_close(stacked, pair(compiled(case)[0](params, x, h0)), **TOL)
 
 
 @pytest.mark.parametrize("name", IDS)
@@ -177,8 +192,9 @@ def test_bfloat16_inputs(name):
     case = CASES[name]
     params = case.cell.init(jax.random.PRNGKey(seed_of(name)))
     x = jax.random.normal(jax.random.PRNGKey(1), (B, 64, case.cell.d_in), jnp.float32)
-    y32, _ = case.cell.forward(params, x, **case.kwargs)
-    y16, final16 = case.cell.forward(params, x.astype(jnp.bfloat16), **case.kwargs)
+    forward = jax.jit(lambda p, x: case.cell.forward(p, x, **case.kwargs))
+    y32, _ = forward(params, x)
+    y16, final16 = forward(params, x.astype(jnp.bfloat16))
     assert y16.dtype == jnp.bfloat16
     assert jnp.all(jnp.isfinite(y16.astype(jnp.float32)))
     assert all(jnp.all(jnp.isfinite(jnp.abs(f))) for f in jax.tree_util.tree_leaves(final16))

@@ -16,6 +16,11 @@ so Δ = U − W S_0 with U = (I + A)⁻¹ diag(β) V and W = (I + A)⁻¹ diag(�
 
 The chunk transitions (e^{b_C} I − K̃ᵀ W, K̃ᵀ U) — a dense K×K matrix and a K×V update — go
 through `lrnn.scan` (DenseMonoid). Every exponent is ≤ 0.
+
+(I + A)⁻¹ is formed by block doubling, matmuls only: with I + A = [[L₁, 0], [X, L₂]],
+(I + A)⁻¹ = [[L₁⁻¹, 0], [−L₂⁻¹ X L₁⁻¹, L₂⁻¹]], from 1×1 blocks up in log₂ C levels. (A batched
+`solve_triangular` on CPU can deadlock jaxlib 0.10's thread pool on two cores when several
+run at once, as forward+backward does; the matmul form is also faster there.)
 """
 
 from __future__ import annotations
@@ -25,6 +30,28 @@ import jax.numpy as jnp
 
 from lrnn.cells.chunkwise import inputs, tiles
 from lrnn.scan import DenseMonoid, scan
+
+
+def unit_lower_inverse(a: jax.Array) -> jax.Array:
+    """(I + A)⁻¹ for A (..., C, C) strictly lower triangular."""
+    size = a.shape[-1]
+    padded = 1 << (size - 1).bit_length()
+    if padded != size:
+        a = jnp.pad(a, [(0, 0)] * (a.ndim - 2) + [(0, padded - size)] * 2)
+    lead = a.shape[:-2]
+    inverse = jnp.ones(lead + (padded, 1, 1), a.dtype)  # the 1×1 diagonal blocks of I + A
+    half = 1
+    while half < padded:
+        n = padded // (2 * half)
+        blocks = a.reshape(lead + (n, 2 * half, n, 2 * half))
+        diagonal = jnp.moveaxis(jnp.diagonal(blocks, axis1=-4, axis2=-2), -1, -3)  # (..., n, 2h, 2h)
+        pairs = inverse.reshape(lead + (n, 2, half, half))
+        first, second = pairs[..., 0, :, :], pairs[..., 1, :, :]
+        lower = -second @ diagonal[..., half:, :half] @ first
+        inverse = jnp.concatenate([jnp.concatenate([first, jnp.zeros_like(lower)], -1),
+                                   jnp.concatenate([lower, second], -1)], -2)
+        half *= 2
+    return inverse[..., 0, :size, :size]
 
 
 def delta_rule(q, k, v, beta, initial, *, log_decay=None, chunk_size: int, method: str = "auto", resets=None):
@@ -59,9 +86,9 @@ def delta_rule(q, k, v, beta, initial, *, log_decay=None, chunk_size: int, metho
     entry = jnp.exp(b)
     if segments is not None:
         entry = jnp.where(segments.first, entry, 0)
-    system = jnp.eye(chunk_size, dtype=k.dtype) + beta[..., :, None] * (k @ jnp.swapaxes(k, -1, -2)) * strict
+    inverse = unit_lower_inverse(beta[..., :, None] * (k @ jnp.swapaxes(k, -1, -2)) * strict)
     right = jnp.concatenate([beta[..., None] * v, (beta * entry)[..., None] * k], axis=-1)
-    solved = jax.scipy.linalg.solve_triangular(system, right, lower=True, unit_diagonal=True)
+    solved = inverse @ right
     u, w = solved[..., : v.shape[-1]], solved[..., v.shape[-1]:]
 
     leave = jnp.exp(b[..., -1:] - b)

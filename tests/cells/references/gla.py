@@ -35,5 +35,4 @@ def gla(cell, p, x, h0):
 
 CASES = {
     "gla": Case(GLA(d_in=8, n_heads=2), gla),  # the paper's sizes: d_key = d/2 (K = 2), d_value = d (V = 4)
-    "gla-sizes": Case(GLA(d_in=5, n_heads=2, d_key=6, d_value=4, gate_rank=3, temperature=4.0), gla),
 }

@@ -46,5 +46,4 @@ def mlstm(cell, p, x, h0):
 
 CASES = {
     "mlstm": Case(MLSTM(d_in=4, n_heads=2, d_key=6, d_value=8), mlstm),
-    "mlstm-one-head": Case(MLSTM(d_in=3), mlstm),
 }

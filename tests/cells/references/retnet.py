@@ -40,5 +40,4 @@ def retnet(cell, p, x, h0):
 
 CASES = {
     "retnet": Case(RetNet(d_in=4, n_heads=2, d_key=8, d_value=6), retnet),
-    "retnet-one-pair": Case(RetNet(d_in=4, n_heads=2, d_key=4), retnet),  # K = 2: one pair per head, V = 2·d_in/2
 }
