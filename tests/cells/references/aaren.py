@@ -43,6 +43,4 @@ def valid_state(state):
 
 CASES = {
     "aaren": Case(Aaren(d_in=4, n_heads=2), aaren, prepare_state=valid_state),
-    "aaren-no-projection": Case(Aaren(d_in=5, n_heads=2, d_key=6, d_value=4, output_projection=False), aaren,
-                                prepare_state=valid_state),
 }

@@ -69,16 +69,11 @@ def deltaproduct(cell, p, x, h0):
 
 # initializer_range 0.5 (not 0.02) keeps q, k, β and y of order one, so the comparisons see them.
 CASES = {
-    "deltanet": Case(DeltaNet(d_in=4, n_heads=2, d_key=6, d_value=8, initializer_range=0.5), deltanet),
     "deltanet-negative-gate": Case(DeltaNet(d_in=5, n_heads=2, eigenvalue_range=(-1, 1), output_gate=True,
                                             d_key=4, d_value=6, initializer_range=0.5), deltanet),
-    "gated_deltanet": Case(GatedDeltaNet(d_in=4, n_heads=2, d_key=6, d_value=8, initializer_range=0.5),
-                           gated_deltanet),
     "gated_deltanet-negative-no-gate": Case(GatedDeltaNet(d_in=3, n_heads=2, d_key=4, d_value=6,
                                                           eigenvalue_range=(-1, 1), output_gate=False,
                                                           initializer_range=0.5), gated_deltanet),
-    "deltaproduct": Case(DeltaProduct(d_in=4, n_heads=2, n_h=2, d_key=6, d_value=4, initializer_range=0.5),
-                         deltaproduct),
     "deltaproduct-gated-negative": Case(DeltaProduct(d_in=3, n_heads=2, n_h=3, d_key=4, d_value=6,
                                                      forget_gate=True, eigenvalue_range=(-1, 1),
                                                      output_gate=False, initializer_range=0.5), deltaproduct),

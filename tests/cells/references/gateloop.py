@@ -38,6 +38,5 @@ def gateloop(cell, p, x, h0):
 
 
 CASES = {
-    "gateloop": Case(GateLoop(d_in=4, n_heads=2, d_key=6, d_value=4), gateloop),
     "gateloop-head-norm": Case(GateLoop(d_in=6, n_heads=2, d_value=8, norm_groups=2), gateloop),
 }

@@ -4,7 +4,6 @@ o_t = S_tᵀ q_t; y_t = W_o LayerNorm(o_t over heads) + b_o."""
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from lrnn.cells.hgrn2 import HGRN2
 from tests.cells.references import Case
@@ -34,8 +33,5 @@ def hgrn2(cell, p, x, h0, lower_bound=0.0):
 
 
 CASES = {
-    "hgrn2": Case(HGRN2(d_in=8, expand_ratio=4), hgrn2),
     "hgrn2-lower-bound": Case(HGRN2(d_in=6, expand_ratio=3), hgrn2, kwargs={"lower_bound": 0.7}),
-    "hgrn2-channel-bounds": Case(HGRN2(d_in=4, expand_ratio=2), hgrn2,
-                                 kwargs={"lower_bound": np.array([0.0, 0.5, 0.9, 0.99])}),
 }
