@@ -99,23 +99,11 @@ class DeltaRuleCell(MatrixCell):
         checks.in_range("initializer_range", self.initializer_range, 0.0, math.inf, closed_low=False,
                         closed_high=False)
 
-    @property
-    def head_k_dim(self) -> int:
-        return self.d_key // self.n_heads
-
-    @property
-    def head_v_dim(self) -> int:
-        return self.d_value // self.n_heads
-
-    @property
-    def state_shape(self) -> tuple:
-        return (self.n_heads, self.head_k_dim, self.head_v_dim)
-
     def _init_output(self, key) -> dict:
         """W_o, norm_scale and (with output_gate) W_g."""
         key_o, key_g = jax.random.split(key)
         params = {"W_o": scaled_normal(key_o, self.d_value, self.d_in, self.initializer_range),
-                  "norm_scale": jnp.ones((self.head_v_dim,), jnp.float32)}
+                  "norm_scale": jnp.ones((self.value_dim,), jnp.float32)}
         if self.output_gate:
             params["W_g"] = scaled_normal(key_g, self.d_in, self.d_value, self.initializer_range)
         return params
@@ -128,7 +116,7 @@ class DeltaRuleCell(MatrixCell):
     def features(self, q=None, k=None, v=None) -> tuple:
         """The cell's q, k, v (…, H·d) -> (…, H, d) from their projections: SiLU, then L2 per
         head for q and k (and K^−½ for q). Pass only those wanted; the others come back None."""
-        scale = self.head_k_dim**-0.5
+        scale = self.key_dim**-0.5
         q = None if q is None else scale * l2_normalise(to_heads(jax.nn.silu(q), self.n_heads))
         k = None if k is None else l2_normalise(to_heads(jax.nn.silu(k), self.n_heads))
         v = None if v is None else to_heads(jax.nn.silu(v), self.n_heads)

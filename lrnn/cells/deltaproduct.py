@@ -110,11 +110,11 @@ class DeltaProduct(DeltaRuleCell):
 
     def elements(self, params, x):
         k, v, beta, log_alpha = self.inputs(params, x)
-        eye = jnp.eye(self.head_k_dim, dtype=k.dtype)
+        eye = jnp.eye(self.key_dim, dtype=k.dtype)
         transition = jnp.broadcast_to(eye, k.shape[:2] + k.shape[3:] + eye.shape[-1:])  # (B, T, H, K, K)
         if log_alpha is not None:
             transition = jnp.exp(log_alpha)[..., None, None] * transition
-        update = jnp.zeros(v.shape[:2] + (self.n_heads, self.head_k_dim, self.head_v_dim), k.dtype)
+        update = jnp.zeros(v.shape[:2] + (self.n_heads, self.key_dim, self.value_dim), k.dtype)
         for j in range(self.n_h):
             factor = eye - beta[:, :, j, :, None, None] * k[:, :, j, :, :, None] * k[:, :, j, :, None, :]
             u = beta[:, :, j, :, None] * k[:, :, j]

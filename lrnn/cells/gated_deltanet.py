@@ -107,7 +107,7 @@ class GatedDeltaNet(DeltaRuleCell):
 
     def elements(self, params, x):
         k, v, beta, log_alpha = self.inputs(params, x)
-        eye = jnp.eye(self.head_k_dim, dtype=k.dtype)
+        eye = jnp.eye(self.key_dim, dtype=k.dtype)
         reflect = eye - beta[..., None, None] * k[..., :, None] * k[..., None, :]
         u = beta[..., None] * k
         return jnp.exp(log_alpha)[..., None, None] * reflect, u[..., :, None] * v[..., None, :]

@@ -111,20 +111,6 @@ class GateLoop(MatrixCell):
             raise ValueError(f"norm_groups must divide the d_value = {channels} output channels "
                              f"into groups of at least 2 (a group of one normalises to 0), got {self.norm_groups}")
 
-    @property
-    def key_dim(self) -> int:
-        """K, the key width per head."""
-        return self.d_key // self.n_heads
-
-    @property
-    def value_dim(self) -> int:
-        """V, the value width per head."""
-        return self.d_value // self.n_heads
-
-    @property
-    def state_shape(self) -> tuple:
-        return (self.n_heads, self.key_dim, self.value_dim)
-
     def init(self, key: jax.Array) -> dict:
         d, hk, hv = self.d_in, self.d_key, self.d_value
         keys = jax.random.split(key, 7)

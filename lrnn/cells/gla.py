@@ -83,18 +83,6 @@ class GLA(MatrixCell):
                 or not 0 < self.temperature < float("inf"):
             raise ValueError(f"temperature must be a positive finite number, got {self.temperature!r}")
 
-    @property
-    def key_dim(self) -> int:
-        return self.d_key // self.n_heads
-
-    @property
-    def value_dim(self) -> int:
-        return self.d_value // self.n_heads
-
-    @property
-    def state_shape(self) -> tuple:
-        return (self.n_heads, self.key_dim, self.value_dim)
-
     def init(self, key: jax.Array) -> dict:
         k_q, k_k, k_v, k_a1, k_a2, k_ba, k_r, k_o = jax.random.split(key, 8)
         d, dk, dv, r = self.d_in, self.d_key, self.d_value, self.gate_rank

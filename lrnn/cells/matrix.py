@@ -24,7 +24,23 @@ class MatrixCell(Cell):
     """Base class of the matrix-state cells; a subclass defines `chunked` besides the `Cell` parts."""
 
     n_heads: int
+    d_key: int  # key width summed over the heads, H·K
+    d_value: int  # value width summed over the heads, H·V
     default_chunk_size: ClassVar[int] = DEFAULT_CHUNK_SIZE
+
+    @property
+    def key_dim(self) -> int:
+        """K, the key width per head."""
+        return self.d_key // self.n_heads
+
+    @property
+    def value_dim(self) -> int:
+        """V, the value width per head."""
+        return self.d_value // self.n_heads
+
+    @property
+    def state_shape(self) -> tuple:
+        return (self.n_heads, self.key_dim, self.value_dim)
 
     def chunked(self, params: dict, x, state, *, chunk_size: int, method: str, resets, **inputs):
         """(y, final state) by the chunkwise closed form, for x (B, T, d_in) in a float32 or

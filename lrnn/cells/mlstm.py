@@ -109,16 +109,6 @@ class MLSTM(MatrixCell):
                 raise ValueError(f"{name} must be divisible by n_heads = {self.n_heads}, got {getattr(self, name)}")
 
     @property
-    def key_dim(self) -> int:
-        """K, the key width per head."""
-        return self.d_key // self.n_heads
-
-    @property
-    def value_dim(self) -> int:
-        """V, the value width per head."""
-        return self.d_value // self.n_heads
-
-    @property
     def state_shape(self) -> tuple:
         return ((self.n_heads, self.key_dim, self.value_dim), (self.n_heads, self.key_dim), (self.n_heads,))
 

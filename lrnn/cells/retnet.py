@@ -105,15 +105,6 @@ class RetNet(MatrixCell):
 
     # ---- sizes ---------------------------------------------------------------------------
     @property
-    def key_dim(self) -> int:
-        """K, the real key width per head."""
-        return self.d_key // self.n_heads
-
-    @property
-    def value_dim(self) -> int:
-        return self.d_value // self.n_heads
-
-    @property
     def state_shape(self) -> tuple:
         return (self.n_heads, self.key_dim // 2, self.value_dim)
 
