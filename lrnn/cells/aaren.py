@@ -81,17 +81,7 @@ class Aaren(Cell):
 
     def __post_init__(self):
         checks.positive_int("d_in", self.d_in)
-        checks.positive_int("n_heads", self.n_heads)
-        if (self.d_key is None or self.d_value is None) and self.d_in % self.n_heads:
-            raise ValueError(
-                f"n_heads must divide d_in when d_key or d_value is left to its default d_in "
-                f"(d_in // n_heads per head), got d_in={self.d_in}, n_heads={self.n_heads}")
-        for name in ("d_key", "d_value"):
-            if getattr(self, name) is None:
-                object.__setattr__(self, name, self.d_in)
-            checks.positive_int(name, getattr(self, name))
-            if getattr(self, name) % self.n_heads:
-                raise ValueError(f"{name} must be divisible by n_heads = {self.n_heads}, got {getattr(self, name)}")
+        checks.head_sizes(self, self.d_in, self.d_in)
         checks.flag("output_projection", self.output_projection)
 
     @property

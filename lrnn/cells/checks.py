@@ -62,6 +62,22 @@ def eigenvalue_range(value) -> tuple:
     return tuple(float(v) for v in value)
 
 
+def head_sizes(cell, default_key: int, default_value: int) -> None:
+    """Fill in a cell's d_key and d_value (widths summed over its n_heads heads) where they are
+    None, and check that each is a positive int that n_heads divides."""
+    positive_int("n_heads", cell.n_heads)
+    for name, default in (("d_key", default_key), ("d_value", default_value)):
+        given = getattr(cell, name)
+        value = default if given is None else given
+        object.__setattr__(cell, name, value)
+        positive_int(name, value)
+        if value % cell.n_heads and given is None:
+            raise ValueError(f"n_heads must divide {name} = {value} (its default for d_in = {cell.d_in}), "
+                             f"got n_heads = {cell.n_heads}")
+        if value % cell.n_heads:
+            raise ValueError(f"{name} must be divisible by n_heads = {cell.n_heads}, got {value}")
+
+
 def one_of(name: str, value, choices) -> None:
     if value not in choices:
         raise ValueError(f"{name} must be one of {', '.join(repr(c) for c in choices)}, got {value!r}")

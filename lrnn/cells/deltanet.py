@@ -83,16 +83,8 @@ class DeltaRuleCell(MatrixCell):
 
     def _check_sizes(self):
         checks.positive_int("d_in", self.d_in)
-        checks.positive_int("n_heads", self.n_heads)
-        if self.d_key is None:
-            object.__setattr__(self, "d_key", self.d_in)
-        checks.positive_int("d_key", self.d_key)
-        if self.d_value is None:
-            object.__setattr__(self, "d_value", self.default_value_ratio * self.d_key)
-        checks.positive_int("d_value", self.d_value)
-        for name in ("d_key", "d_value"):
-            if getattr(self, name) % self.n_heads:
-                raise ValueError(f"{name} must be divisible by n_heads = {self.n_heads}, got {getattr(self, name)}")
+        d_key = self.d_in if self.d_key is None else self.d_key
+        checks.head_sizes(self, d_key, self.default_value_ratio * d_key)
         object.__setattr__(self, "eigenvalue_range", checks.eigenvalue_range(self.eigenvalue_range))
         checks.flag("output_gate", self.output_gate)
         checks.in_range("norm_eps", self.norm_eps, 0.0, math.inf, closed_low=False, closed_high=False)

@@ -68,16 +68,7 @@ class GLA(MatrixCell):
 
     def __post_init__(self):
         checks.positive_int("d_in", self.d_in)
-        checks.positive_int("n_heads", self.n_heads)
-        if self.d_key is None:
-            object.__setattr__(self, "d_key", self.d_in // 2)
-        if self.d_value is None:
-            object.__setattr__(self, "d_value", self.d_in)
-        checks.positive_int("d_key", self.d_key)
-        checks.positive_int("d_value", self.d_value)
-        for name in ("d_key", "d_value"):
-            if getattr(self, name) % self.n_heads:
-                raise ValueError(f"{name} must be divisible by n_heads = {self.n_heads}, got {getattr(self, name)}")
+        checks.head_sizes(self, self.d_in // 2, self.d_in)
         checks.positive_int("gate_rank", self.gate_rank)
         if isinstance(self.temperature, bool) or not isinstance(self.temperature, numbers.Real) \
                 or not 0 < self.temperature < float("inf"):

@@ -97,16 +97,7 @@ class MLSTM(MatrixCell):
 
     def __post_init__(self):
         checks.positive_int("d_in", self.d_in)
-        checks.positive_int("n_heads", self.n_heads)
-        for name in ("d_key", "d_value"):
-            if getattr(self, name) is None:
-                if self.d_in % self.n_heads:
-                    raise ValueError(f"n_heads must divide d_in when {name} is left to its default d_in "
-                                     f"(d_in // n_heads per head), got d_in={self.d_in}, n_heads={self.n_heads}")
-                object.__setattr__(self, name, self.d_in)
-            checks.positive_int(name, getattr(self, name))
-            if getattr(self, name) % self.n_heads:
-                raise ValueError(f"{name} must be divisible by n_heads = {self.n_heads}, got {getattr(self, name)}")
+        checks.head_sizes(self, self.d_in, self.d_in)
 
     @property
     def state_shape(self) -> tuple:

@@ -89,16 +89,7 @@ class RetNet(MatrixCell):
 
     def __post_init__(self):
         checks.positive_int("d_in", self.d_in)
-        checks.positive_int("n_heads", self.n_heads)
-        if self.d_key is None:
-            object.__setattr__(self, "d_key", self.d_in)
-        if self.d_value is None:
-            object.__setattr__(self, "d_value", 2 * self.d_in)
-        checks.positive_int("d_key", self.d_key)
-        checks.positive_int("d_value", self.d_value)
-        for name in ("d_key", "d_value"):
-            if getattr(self, name) % self.n_heads:
-                raise ValueError(f"{name} must be divisible by n_heads = {self.n_heads}, got {getattr(self, name)}")
+        checks.head_sizes(self, self.d_in, 2 * self.d_in)
         if (self.d_key // self.n_heads) % 2:
             raise ValueError(f"d_key must give an even key width per head (pairs of dims rotate together), "
                              f"got d_key / n_heads = {self.d_key // self.n_heads}")

@@ -163,7 +163,7 @@ def test_init_follows_the_papers_code():
 @pytest.mark.parametrize("kwargs, name", [
     (dict(d_in=0, n_heads=1), "d_in"),
     (dict(d_in=4, n_heads=0), "n_heads"),
-    (dict(d_in=4, n_heads=3), "d_key"),
+    (dict(d_in=4, n_heads=3), "n_heads"),  # the default d_key = d_in
     (dict(d_in=4, n_heads=2, d_value=5), "d_value"),
     (dict(d_in=4, n_heads=2, d_key=-2), "d_key"),
     (dict(d_in=4, n_heads=2, eigenvalue_range=(-0.5, 1)), "eigenvalue_range"),

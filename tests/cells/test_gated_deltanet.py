@@ -103,7 +103,7 @@ def test_init_follows_the_papers_code():
 
 
 @pytest.mark.parametrize("kwargs, name", [
-    (dict(n_heads=3), "d_key"),
+    (dict(n_heads=3), "n_heads"),  # the default d_key = d_in
     (dict(n_heads=2, eigenvalue_range=(-1, 0)), "eigenvalue_range"),
     (dict(n_heads=2, dt_min=0.0), "dt_min"),
     (dict(n_heads=2, dt_min=0.2, dt_max=0.1), "dt_min"),

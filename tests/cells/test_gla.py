@@ -117,7 +117,7 @@ def test_init_follows_the_papers_code():
 @pytest.mark.parametrize("kwargs, name", [
     (dict(d_in=0), "d_in"),
     (dict(d_in=8, n_heads=0), "n_heads"),
-    (dict(d_in=8, n_heads=3), "d_key"),  # 4 keys over 3 heads
+    (dict(d_in=8, n_heads=3), "n_heads"),  # the default 4 keys over 3 heads
     (dict(d_in=8, n_heads=2, d_value=5), "d_value"),
     (dict(d_in=1), "d_key"),  # d_in / 2 = 0 keys
     (dict(d_in=8, n_heads=2, gate_rank=0), "gate_rank"),

@@ -126,7 +126,7 @@ def test_init_follows_the_papers_code():
     (dict(d_in=0), "d_in"),
     (dict(d_in=4, n_heads=0), "n_heads"),
     (dict(d_in=4, n_heads=2.0), "n_heads"),
-    (dict(d_in=4, n_heads=3), "d_key"),  # 4 keys over 3 heads
+    (dict(d_in=4, n_heads=3), "n_heads"),  # the default 4 keys over 3 heads
     (dict(d_in=4, n_heads=2, d_key=6), "d_key"),  # K = 3 is odd: no complex pairs
     (dict(d_in=4, n_heads=2, d_value=5), "d_value"),
     (dict(d_in=4, d_key=0), "d_key"),
