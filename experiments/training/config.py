@@ -1,0 +1,212 @@
+"""A training run's configuration: TOML files, `section.key=value` overrides, and checks that
+fail before anything is built or compiled.
+
+    [model]  lrnn.models.ModelConfig       cell, sizes, mixer and block options
+    [task]   TaskConfig                    which generator, its options, train/eval lengths
+    [optim]  OptimConfig                   AdamW, warmup-cosine, clipping, the recurrent group
+    [train]  TrainConfig                   steps, batch, seed, logging, checkpoints, output dir
+
+A value on the command line is read as a TOML value where it parses as one (`train.steps=200`,
+`model.cell_options={eigenvalue_range=[-1, 1]}`, `task.eval_lengths=[40, 128]`) and as a plain
+string otherwise (`model.cell=mamba`). TOML arrays become tuples, and the string "none" is None
+(TOML has no null: `model.ffn=none`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+import tomllib
+from typing import Any
+
+from lrnn.models import ModelConfig
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskConfig:
+    name: str = "parity"
+    options: dict = dataclasses.field(default_factory=dict)
+    train_length: int = 40            # the longest training sequence
+    min_train_length: int | None = None  # shorter sequences are padded to train_length; None = all at train_length
+    eval_lengths: tuple = (40, 64, 128, 256)
+    eval_batches: int = 4             # batches of train.batch_size per eval length
+    eval_seed: int = 1234             # the same test sequences for every model and training seed
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimConfig:
+    learning_rate: float = 1e-3
+    recurrent_learning_rate: float | None = None  # None = learning_rate; no weight decay either way
+    weight_decay: float = 0.1
+    warmup_steps: int = 100
+    final_learning_rate_fraction: float = 0.1     # cosine decays to this fraction of the peak
+    clip_norm: float = 1.0
+    b1: float = 0.9
+    b2: float = 0.999
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    steps: int = 1000
+    batch_size: int = 64              # global, split across every device
+    seed: int = 0
+    log_every: int = 10               # progress bar, JSONL and TensorBoard
+    checkpoint_every: int = 0         # 0: only at the end
+    keep_checkpoints: int = 2
+    out_dir: str = "runs/default"
+    progress: bool = True
+
+
+def default_model() -> ModelConfig:
+    """The embedded default: a small negative-eigenvalue DeltaNet (the main job's model)."""
+    return ModelConfig(cell="deltanet", cell_options={"n_heads": 2, "eigenvalue_range": (-1, 1)},
+                       d_model=32, n_layers=2)
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    model: ModelConfig = dataclasses.field(default_factory=default_model)
+    task: TaskConfig = dataclasses.field(default_factory=TaskConfig)
+    optim: OptimConfig = dataclasses.field(default_factory=OptimConfig)
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+
+
+_SECTION_TYPES = {"model": ModelConfig, "task": TaskConfig, "optim": OptimConfig, "train": TrainConfig}
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot run, with the offending key named."""
+
+
+def load(path: str | pathlib.Path | None = None, overrides: list[str] = ()) -> RunConfig:
+    """The embedded defaults, updated by the TOML file at `path` and then by `overrides`."""
+    tree: dict[str, dict] = {name: {} for name in _SECTION_TYPES}
+    if path is not None:
+        path = pathlib.Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {str(path)!r} does not exist")
+        try:
+            from_file = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as error:
+            raise ConfigError(f"config file {str(path)!r} is not valid TOML: {error}") from None
+        for section, values in from_file.items():
+            _check_section(section, f"{path}")
+            if not isinstance(values, dict):
+                raise ConfigError(f"{path}: [{section}] must be a table, got {values!r}")
+            tree[section].update(values)
+    for override in overrides:
+        section, key, value = parse_override(override)
+        tree[section][key] = value
+    return build(tree)
+
+
+def parse_override(text: str) -> tuple[str, str, Any]:
+    """'section.key=value' -> (section, key, value)."""
+    if "=" not in text or "." not in text.split("=", 1)[0]:
+        raise ConfigError(f"an override must look like section.key=value (e.g. train.steps=200), got {text!r}")
+    dotted, raw = text.split("=", 1)
+    section, key = dotted.strip().split(".", 1)
+    _check_section(section, "override")
+    try:
+        value = tomllib.loads(f"value = {raw}")["value"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()
+    return section, key, value
+
+
+def build(tree: dict[str, dict]) -> RunConfig:
+    """RunConfig from {section: {key: value}}; unknown keys and bad values raise ConfigError."""
+    sections, defaults = {}, RunConfig()
+    for section, cls in _SECTION_TYPES.items():
+        values = {key: _tuples(value) for key, value in tree.get(section, {}).items()}
+        known = {field.name for field in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(f"unknown key {section}.{unknown[0]}; [{section}] takes {', '.join(sorted(known))}")
+        default = getattr(defaults, section)
+        if section == "model" and values.get("cell", default.cell) != default.cell:
+            values.setdefault("cell_options", {})  # the default's options belong to the default's cell
+        try:
+            sections[section] = dataclasses.replace(default, **values)
+        except (TypeError, ValueError) as error:
+            raise ConfigError(f"[{section}]: {error}") from None
+    config = RunConfig(**sections)
+    validate(config)
+    return config
+
+
+def validate(config: RunConfig) -> None:
+    """Checks across fields and against the task, before any array exists."""
+    from experiments.tasks import make_task
+
+    task_config, train, optim = config.task, config.train, config.optim
+    _positive("train.steps", train.steps)
+    _positive("train.batch_size", train.batch_size)
+    _positive("train.log_every", train.log_every)
+    _positive("train.keep_checkpoints", train.keep_checkpoints)
+    _non_negative("train.checkpoint_every", train.checkpoint_every)
+    _positive("task.train_length", task_config.train_length)
+    _positive("task.eval_batches", task_config.eval_batches)
+    _positive("optim.learning_rate", optim.learning_rate)
+    if optim.recurrent_learning_rate is not None:
+        _positive("optim.recurrent_learning_rate", optim.recurrent_learning_rate)
+    _non_negative("optim.weight_decay", optim.weight_decay)
+    _non_negative("optim.warmup_steps", optim.warmup_steps)
+    _positive("optim.clip_norm", optim.clip_norm)
+    if not 0 <= optim.final_learning_rate_fraction <= 1:
+        raise ConfigError(f"optim.final_learning_rate_fraction must be in [0, 1], got {optim.final_learning_rate_fraction}")
+    if optim.warmup_steps >= train.steps:
+        raise ConfigError(f"optim.warmup_steps ({optim.warmup_steps}) must be below train.steps ({train.steps})")
+    low = task_config.min_train_length
+    if low is not None:
+        _positive("task.min_train_length", low)
+        if low > task_config.train_length:
+            raise ConfigError(f"task.min_train_length ({low}) must be ≤ task.train_length ({task_config.train_length})")
+    if not task_config.eval_lengths:
+        raise ConfigError("task.eval_lengths must name at least one length")
+    for length in task_config.eval_lengths:
+        if not isinstance(length, int) or isinstance(length, bool) or length <= 0:
+            raise ConfigError(f"task.eval_lengths must be positive integers, got {task_config.eval_lengths!r}")
+    shortest_eval = min(task_config.eval_lengths)
+    if shortest_eval < (low or task_config.train_length):
+        raise ConfigError(
+            f"task.eval_lengths start at {shortest_eval}, below the shortest training length "
+            f"{low or task_config.train_length}: evaluation is on the training length and longer")
+    try:
+        task = make_task(task_config.name, **task_config.options)
+        for length in {task_config.train_length, low or task_config.train_length, *task_config.eval_lengths}:
+            task.check_length(length)
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"[task]: {error}") from None
+    if config.model.bidirectional and task.kind != "classify":
+        raise ConfigError(f"model.bidirectional needs a classification task; task {task.name!r} is {task.kind!r}")
+
+
+def as_dict(config: RunConfig) -> dict:
+    """The config as plain data (for run records and TOML-like display)."""
+    return dataclasses.asdict(config)
+
+
+def _check_section(section: str, where: str) -> None:
+    if section not in _SECTION_TYPES:
+        raise ConfigError(f"{where}: unknown section [{section}]; sections are {', '.join(_SECTION_TYPES)}")
+
+
+def _tuples(value):
+    if isinstance(value, list):
+        return tuple(_tuples(item) for item in value)
+    if isinstance(value, dict):
+        return {key: _tuples(item) for key, item in value.items()}
+    if isinstance(value, str) and value.lower() == "none":
+        return None
+    return value
+
+
+def _positive(name: str, value) -> None:
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
+        raise ConfigError(f"{name} must be a positive number, got {value!r}")
+
+
+def _non_negative(name: str, value) -> None:
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
+        raise ConfigError(f"{name} must be ≥ 0, got {value!r}")

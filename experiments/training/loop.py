@@ -1,0 +1,217 @@
+"""The training loop: build, (resume,) train, checkpoint, log, evaluate across lengths.
+
+The model is a Flax NNX module, split once into its graph and two pure-dict pytrees, the
+parameters (`nnx.Param`) and everything else (dropout RNG streams). The jitted step merges them
+back, so the trained state is a plain pytree that optax updates, orbax saves and `jax.sharding`
+places: parameters and optimizer state replicated, batches split over the "data" mesh axis.
+
+Everything a run produces goes to `train.out_dir`:
+
+    config.json            the resolved configuration
+    checkpoints/<step>/    orbax checkpoints (atomic)
+    metrics.jsonl          train and eval records
+    tensorboard/           event files
+    results.json           the accuracy-vs-length rows and the summary
+    accuracy_vs_length.png
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import pathlib
+import time
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+
+from experiments.tasks import make_task
+from experiments.training import checkpoint, data, evaluate, objective, parallel
+from experiments.training.config import ConfigError, RunConfig, as_dict
+from experiments.training.metrics import MetricsLog
+from experiments.training.optimizer import make_optimizer, param_labels
+from lrnn.models import build_model
+
+
+class TrainState(NamedTuple):
+    params: Any
+    rest: Any
+    opt_state: Any
+
+
+@dataclasses.dataclass
+class RunResult:
+    config: RunConfig
+    rows: list[dict]               # per eval length, see evaluate.length_rows
+    mean_scaled_accuracy: float    # over the eval lengths beyond the training length
+    final_train: dict              # the last logged training metrics
+    seconds: float
+    out_dir: pathlib.Path
+
+
+class Trainer:
+    """The jitted pieces of one run: a model's graph, its optimizer and the device mesh."""
+
+    def __init__(self, config: RunConfig, *, devices=None):
+        self.config = config
+        self.task = make_task(config.task.name, **config.task.options)
+        self.mesh = parallel.data_mesh(devices)
+        try:
+            parallel.check_batch_size(config.train.batch_size, self.mesh)
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
+        model = build_model(self.task.kind, config.model, vocab_size=self.task.vocab_size,
+                            n_features=self.task.n_features, n_classes=self.task.n_classes,
+                            rngs=nnx.Rngs(config.train.seed))
+        self.graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+        self.optimizer = make_optimizer(config.optim, config.train.steps, param_labels(params))
+        params, rest = nnx.to_pure_dict(params), nnx.to_pure_dict(rest)
+        state = TrainState(params, rest, self.optimizer.init(params))
+        self.initial_state = parallel.replicate(state, self.mesh)
+        replicated, sharded = parallel.replicated(self.mesh), parallel.batch_sharded(self.mesh)
+        self.train_step = jax.jit(self._train_step, in_shardings=(replicated, sharded),
+                                  out_shardings=(replicated, replicated), donate_argnums=0)
+        self.eval_step = jax.jit(self._eval_step, in_shardings=(replicated, sharded), out_shardings=replicated)
+
+    @property
+    def n_params(self) -> int:
+        return sum(x.size for x in jax.tree.leaves(self.initial_state.params))
+
+    def _logits(self, params, rest, batch, *, train: bool):
+        model = nnx.merge(self.graphdef, params, rest)
+        if not train:
+            model.eval()
+        if self.task.kind == "classify":
+            logits = model(batch["inputs"], mask=batch["mask"])
+        else:
+            logits = model(batch["inputs"])
+        return logits, nnx.to_pure_dict(nnx.split(model, nnx.Param, ...)[2])
+
+    def _loss(self, params, rest, batch):
+        logits, rest = self._logits(params, rest, batch, train=True)
+        loss, sums = objective.loss_and_metrics(self.task.kind, logits, batch["targets"], batch["mask"])
+        return loss, (sums, rest)
+
+    def _train_step(self, state: TrainState, batch):
+        grads, (sums, rest) = jax.grad(self._loss, has_aux=True)(state.params, state.rest, batch)
+        updates, opt_state = self.optimizer.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        return TrainState(params, rest, opt_state), {**sums, "grad_norm": optax.tree.norm(grads)}
+
+    def _eval_step(self, state: TrainState, batch):
+        logits, _ = self._logits(state.params, state.rest, batch, train=False)
+        return objective.loss_and_metrics(self.task.kind, logits, batch["targets"], batch["mask"])[1]
+
+    def batch(self, host_batch) -> dict:
+        arrays = {"inputs": host_batch.inputs, "targets": host_batch.targets, "mask": host_batch.mask}
+        return parallel.shard_batch(arrays, self.mesh)
+
+    def evaluate(self, state: TrainState, length: int) -> dict:
+        task_config, size = self.config.task, self.config.train.batch_size
+        totals = None
+        for index in range(task_config.eval_batches):
+            host = data.evaluation_batch(self.task, task_config.eval_seed, length, index, size)
+            sums = jax.device_get(self.eval_step(state, self.batch(host)))
+            totals = sums if totals is None else jax.tree.map(np.add, totals, sums)
+        return objective.summarise(totals)
+
+
+def train(config: RunConfig, *, resume: bool = False, devices=None) -> RunResult:
+    """Trains `config` (continuing its latest checkpoint if `resume`) and evaluates across lengths."""
+    started = time.perf_counter()
+    out_dir = pathlib.Path(config.train.out_dir)
+    checkpoint_dir = out_dir / "checkpoints"
+    if resume:
+        checkpoint.require_checkpoint(checkpoint_dir)
+        check_same_run(out_dir, config)
+    trainer = Trainer(config, devices=devices)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "config.json").write_text(json.dumps(as_dict(config), indent=2) + "\n")
+
+    train_config = config.train
+    checkpoints = checkpoint.Checkpoints(checkpoint_dir, every=train_config.checkpoint_every,
+                                         keep=train_config.keep_checkpoints, steps=train_config.steps)
+    state, start = trainer.initial_state, 0
+    if resume:
+        start = checkpoints.latest_step()
+        state = checkpoints.restore(start, state)
+    log = MetricsLog(out_dir, resume_step=start if resume else None)
+    state, final_train = _run_steps(trainer, state, start, checkpoints, log)
+    checkpoints.close()
+
+    results = {length: trainer.evaluate(state, length) for length in config.task.eval_lengths}
+    rows = evaluate.length_rows(results, trainer.task.n_classes)
+    for row in rows:
+        log.write(train_config.steps, f"eval_L{row['length']}", {k: v for k, v in row.items() if k != "length"})
+    log.close()
+    result = RunResult(config, rows, evaluate.mean_scaled(rows, beyond=config.task.train_length), final_train,
+                       time.perf_counter() - started, out_dir)
+    write_results(result, trainer)
+    return result
+
+
+def _run_steps(trainer: Trainer, state: TrainState, start: int, checkpoints, log: MetricsLog):
+    """Steps start+1 … train.steps; returns the final state and the last logged training metrics."""
+    from tqdm.auto import tqdm
+
+    config = trainer.config
+    steps, every = config.train.steps, config.train.log_every
+    tokens_per_step = config.train.batch_size * config.task.train_length
+    bar = tqdm(total=steps, initial=start, disable=not config.train.progress, dynamic_ncols=True,
+               desc=f"{config.model.cell} on {config.task.name}")
+    window, window_start, summary = None, time.perf_counter(), {}
+    for step in range(start + 1, steps + 1):
+        host = data.training_batch(trainer.task, config.train.seed, step, config.train.batch_size,
+                                   config.task.train_length, config.task.min_train_length)
+        state, sums = trainer.train_step(state, trainer.batch(host))
+        window = sums if window is None else jax.tree.map(jnp.add, window, sums)
+        if step % every == 0 or step == steps:
+            window = jax.device_get(window)
+            elapsed = time.perf_counter() - window_start
+            summary = objective.summarise(window)
+            summary["grad_norm"] = float(window["grad_norm"]) / (((step - 1) % every) + 1)
+            summary["tokens_per_second"] = tokens_per_step * (((step - 1) % every) + 1) / elapsed
+            _check_finite(summary, step)
+            log.write(step, "train", summary)
+            bar.set_postfix(loss=f"{summary['loss']:.4f}", acc=f"{summary['accuracy']:.3f}",
+                            tok_s=f"{summary['tokens_per_second']:.0f}")
+            window, window_start = None, time.perf_counter()
+        checkpoints.save(step, state)
+        bar.update(1)
+    bar.close()
+    return state, summary
+
+
+def _check_finite(summary: dict, step: int) -> None:
+    if not np.isfinite(summary["loss"]):
+        raise FloatingPointError(f"the training loss became {summary['loss']} at step {step}; "
+                                 "lower optim.learning_rate or check the model's config")
+
+
+def check_same_run(out_dir: pathlib.Path, config: RunConfig) -> None:
+    """On --resume the run's config must match the saved one (train.steps may grow)."""
+    saved_path = out_dir / "config.json"
+    if not saved_path.exists():
+        return
+    saved, current = json.loads(saved_path.read_text()), json.loads(json.dumps(as_dict(config)))
+    differ = [f"{section}.{key}" for section in current for key in current[section]
+              if key not in ("steps", "progress") and saved.get(section, {}).get(key) != current[section][key]]
+    if differ:
+        raise ConfigError(f"--resume: the config differs from the saved run in {', '.join(differ)} "
+                          f"(saved in {saved_path})")
+
+
+def write_results(result: RunResult, trainer: Trainer) -> None:
+    config = result.config
+    name = f"{config.model.cell} {dict(config.model.cell_options) or ''}".strip()
+    payload = {"model": name, "task": config.task.name, "n_params": trainer.n_params,
+               "rows": result.rows, "mean_scaled_accuracy_beyond_training": result.mean_scaled_accuracy,
+               "final_train": result.final_train, "seconds": result.seconds, "devices": trainer.mesh.devices.size}
+    (result.out_dir / "results.json").write_text(json.dumps(payload, indent=2) + "\n")
+    evaluate.plot({name: result.rows}, result.out_dir / "accuracy_vs_length.png",
+                  train_length=config.task.train_length, title=f"{config.task.name}",
+                  chance=1 / trainer.task.n_classes)
