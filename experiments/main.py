@@ -58,8 +58,8 @@ def main(argv=None) -> int:
     results = {name: train(config) for name, config in chosen.items()}
     config = next(iter(chosen.values()))
     rows = {name: result.rows for name, result in results.items()}
-    print(f"\nParity, trained on lengths {config.task.min_train_length or config.task.train_length}–"
-          f"{config.task.train_length}: accuracy of the parity of the whole sequence, by length\n")
+    print(f"\nParity, trained on lengths ≤ {config.task.train_length}: "
+          "accuracy of the parity of the whole sequence, by length\n")
     print(evaluate.markdown_table(rows))
     print()
     for name, result in results.items():

@@ -43,3 +43,26 @@ def test_readme_cells_example_runs_and_its_shapes_hold():
     chex.assert_shape(namespace["h"], (4, 32))
     chex.assert_shape(namespace["y_next"], (4, 16))
     chex.assert_shape(namespace["y_mamba"], (4, 256, 16))
+
+
+def test_readme_matrix_cells_example_runs_and_its_shapes_hold():
+    namespace = _run_example(2)
+    chex.assert_shape(namespace["y"], (2, 300, 64))
+    chex.assert_shape(namespace["S"], (2, 4, 16, 16))
+    chex.assert_shape(namespace["y_next"], (2, 64))
+    chex.assert_shape(namespace["y_small"], (2, 20, 64))
+    chex.assert_shape(namespace["y_gla"], (2, 300, 64))
+
+
+def test_readme_models_example_runs_and_generate_extends_the_prompt():
+    namespace = _run_example(3)
+    chex.assert_shape(namespace["logits"], (2, 5, 50))
+    tokens = namespace["tokens"]
+    chex.assert_shape(tokens, (2, 15))
+    assert (tokens[:, :5] == namespace["prompt"]).all()
+    assert ((0 <= tokens) & (tokens < 50)).all()
+
+
+def test_quick_start_main_job_is_the_parity_comparison():
+    assert _quick_start_commands()[0].endswith("python experiments/main.py")
+    assert (ROOT / "experiments" / "main.py").is_file()

@@ -50,7 +50,10 @@ def plot(runs: dict[str, list[dict]], path: pathlib.Path, *, train_length: int, 
     axes.axvline(train_length, color="grey", linestyle="--", linewidth=1, label="longest training length")
     if chance is not None:
         axes.axhline(chance, color="grey", linestyle=":", linewidth=1, label="chance")
+    lengths = sorted({row["length"] for rows in runs.values() for row in rows})
     axes.set_xscale("log", base=2)
+    axes.set_xticks(lengths, labels=[str(length) for length in lengths])
+    axes.minorticks_off()
     axes.set_xlabel("sequence length")
     axes.set_ylabel(metric.replace("_", " "))
     axes.set_ylim(-0.02, 1.02)

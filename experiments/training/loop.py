@@ -161,7 +161,7 @@ def _run_steps(trainer: Trainer, state: TrainState, start: int, checkpoints, log
     config = trainer.config
     steps, every = config.train.steps, config.train.log_every
     tokens_per_step = config.train.batch_size * config.task.train_length
-    bar = tqdm(total=steps, initial=start, disable=not config.train.progress, dynamic_ncols=True,
+    bar = tqdm(total=steps, initial=start, disable=not config.train.progress, dynamic_ncols=True, mininterval=1.0,
                desc=f"{config.model.cell} on {config.task.name}")
     window, window_start, summary = None, time.perf_counter(), {}
     for step in range(start + 1, steps + 1):

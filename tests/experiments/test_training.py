@@ -23,7 +23,7 @@ def train_losses(out_dir):
 def test_cli_end_to_end_and_resume_after_sigkill_continue_exactly(tmp_path):
     config = write_tiny(tmp_path, "")
     whole, killed = tmp_path / "whole", tmp_path / "killed"
-    common = ["--config", str(config), "train.steps=400", "train.checkpoint_every=20"]
+    common = ["--config", str(config), "train.steps=200", "train.checkpoint_every=20"]
     uninterrupted = subprocess.Popen(train_command(*common, f"train.out_dir={whole}"), cwd=ROOT,
                                      env=environment(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     victim = subprocess.Popen(train_command(*common, f"train.out_dir={killed}"), cwd=ROOT, env=environment(),
@@ -39,7 +39,7 @@ def test_cli_end_to_end_and_resume_after_sigkill_continue_exactly(tmp_path):
     for name in ("config.json", "results.json", "metrics.jsonl", "accuracy_vs_length.png"):
         assert (whole / name).is_file(), name
     assert list((whole / "tensorboard").glob("events.out.tfevents.*"))
-    assert (whole / "checkpoints" / "400").is_dir()
+    assert (whole / "checkpoints" / "200").is_dir()
     results = json.loads((whole / "results.json").read_text())
     assert [row["length"] for row in results["rows"]] == [12, 24]
 
@@ -47,8 +47,8 @@ def test_cli_end_to_end_and_resume_after_sigkill_continue_exactly(tmp_path):
     resumed = run(*common, f"train.out_dir={killed}", "--resume")
     assert resumed.returncode == 0, resumed.stderr
     expected, got = train_losses(whole), train_losses(killed)
-    assert sorted(got) == sorted(expected) == list(range(1, 401))
-    np.testing.assert_array_equal([got[s] for s in range(1, 401)], [expected[s] for s in range(1, 401)])
+    assert sorted(got) == sorted(expected) == list(range(1, 201))
+    np.testing.assert_array_equal([got[s] for s in range(1, 201)], [expected[s] for s in range(1, 201)])
     assert json.loads((killed / "results.json").read_text())["rows"] == results["rows"]
 
 
