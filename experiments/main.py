@@ -52,10 +52,15 @@ def main(argv=None) -> int:
     except run_config.ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    from experiments.training import evaluate
+    from experiments.training import checkpoint, evaluate
     from experiments.training.loop import train
 
-    results = {name: train(config) for name, config in chosen.items()}
+    # A run that already has checkpoints here continues from them (or is only evaluated again).
+    try:
+        results = {name: train(config, resume=checkpoint.has_run(config.train.out_dir)) for name, config in chosen.items()}
+    except run_config.ConfigError as error:
+        print(f"error: {error}; pass --out to start these runs elsewhere", file=sys.stderr)
+        return 2
     config = next(iter(chosen.values()))
     rows = {name: result.rows for name, result in results.items()}
     print(f"\nParity, trained on lengths ≤ {config.task.train_length}: "

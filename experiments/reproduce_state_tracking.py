@@ -79,12 +79,13 @@ def main(argv=None) -> int:
     args.seeds = args.seeds or DEFAULT_SEEDS[args.size]
     configs = list(run_configs(args.size, args.seeds, pathlib.Path(args.out) / args.size))  # all checked first
 
+    from experiments.training.checkpoint import has_run
     from experiments.training.loop import train
 
     scores: dict[tuple[str, str], dict[int, float]] = {}
     seconds = 0.0
     for task_name, model_name, seed, config in configs:
-        result = train(config)
+        result = train(config, resume=has_run(config.train.out_dir))  # a rerun continues where it stopped
         seconds += result.seconds
         scores.setdefault((task_name, model_name), {})[seed] = result.mean_scaled_accuracy
         print(f"{task_name:30s} {model_name:18s} seed {seed}: scaled accuracy {result.mean_scaled_accuracy:.3f} "

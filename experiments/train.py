@@ -49,7 +49,7 @@ def main(argv=None) -> int:
 
     try:
         result = train(config, resume=args.resume)
-    except (FileNotFoundError, run_config.ConfigError) as error:
+    except (FileNotFoundError, FileExistsError, run_config.ConfigError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     if jax.process_index() == 0:

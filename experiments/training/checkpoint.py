@@ -48,15 +48,35 @@ class Checkpoints:
         self.manager.close()
 
 
+def saved_steps(directory: str | pathlib.Path) -> list[int]:
+    """The complete checkpoints' steps under `directory` (orbax renames a save's temporary
+    directory to its step number only once it is complete)."""
+    directory = pathlib.Path(directory)
+    return sorted(int(path.name) for path in directory.iterdir() if path.name.isdigit()) if directory.is_dir() else []
+
+
+def has_run(out_dir: str | pathlib.Path) -> bool:
+    """Whether a run's output directory holds a complete checkpoint to continue from."""
+    return bool(saved_steps(pathlib.Path(out_dir) / "checkpoints"))
+
+
 def require_checkpoint(directory: str | pathlib.Path) -> int:
     """The latest complete step under `directory`, or a clear error when there is none."""
     directory = pathlib.Path(directory)
     if not directory.is_dir():
         raise FileNotFoundError(f"--resume: checkpoint directory {str(directory)!r} does not exist")
-    steps = [int(path.name) for path in directory.iterdir() if path.name.isdigit()]
+    steps = saved_steps(directory)
     if not steps:
         raise FileNotFoundError(f"--resume: no complete checkpoint in {str(directory)!r}")
-    return max(steps)
+    return steps[-1]
+
+
+def refuse_to_overwrite(directory: str | pathlib.Path) -> None:
+    """A fresh run must not mix its checkpoints with an earlier run's."""
+    steps = saved_steps(directory)
+    if steps:
+        raise FileExistsError(f"{str(directory)!r} already holds checkpoints of a run (up to step {steps[-1]}): "
+                              "pass --resume to continue it, or choose another train.out_dir")
 
 
 def _is_key(x) -> bool:

@@ -128,6 +128,8 @@ def train(config: RunConfig, *, resume: bool = False, devices=None) -> RunResult
     if resume:
         checkpoint.require_checkpoint(checkpoint_dir)
         check_same_run(out_dir, config)
+    else:
+        checkpoint.refuse_to_overwrite(checkpoint_dir)
     trainer = Trainer(config, devices=devices)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "config.json").write_text(json.dumps(as_dict(config), indent=2) + "\n")

@@ -84,3 +84,9 @@ def test_changing_the_cell_drops_the_default_cells_options():
     assert default.model.cell == "deltanet" and "n_heads" in default.model.cell_options
     assert run_config.load(None, ["model.cell=lru", "model.cell_options={d_state=4}"]).model.cell_options == {"d_state": 4}
     assert run_config.load(None, ["model.cell=hgrn"]).model.cell_options == {}
+
+
+def test_a_fresh_run_refuses_an_out_dir_holding_another_runs_checkpoints(tmp_path):
+    (tmp_path / "run" / "checkpoints" / "30").mkdir(parents=True)
+    message = cli_error("--config", str(write_tiny(tmp_path)), f"train.out_dir={tmp_path / 'run'}")
+    assert "already holds checkpoints" in message and "step 30" in message and "--resume" in message, message
