@@ -9,14 +9,10 @@ stored as their raw key data and re-wrapped on restore.
 
 from __future__ import annotations
 
-import logging
 import pathlib
 
 import jax
 import orbax.checkpoint as ocp
-
-# Orbax reports, for every single-process save, that it found no per-process pieces to merge.
-logging.getLogger("absl").addFilter(lambda record: "Skipping merge of OCDBT" not in record.getMessage())
 
 
 class Checkpoints:

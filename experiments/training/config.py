@@ -147,6 +147,9 @@ def validate(config: RunConfig) -> None:
     from experiments.tasks import make_task
 
     task_config, train, optim = config.task, config.train, config.optim
+    if set(train.out_dir) & set("[]*?{}"):
+        # orbax finds a save's pieces by glob: in such a directory it writes checkpoints it cannot read back
+        raise ConfigError(f"train.out_dir must not contain any of [ ] * ? {{ }}, got {train.out_dir!r}")
     _positive("train.steps", train.steps)
     _positive("train.batch_size", train.batch_size)
     _positive("train.log_every", train.log_every)

@@ -45,6 +45,7 @@ def cli_error(*args) -> str:
     ("model.cell_options={d_state=8, colour=1}", "colour"),
     ("widget.size=3", "unknown section [widget]"),
     ("steps=3", "section.key=value"),
+    ("train.out_dir=runs/a[0,1]", "train.out_dir must not contain"),
 ])
 def test_a_bad_override_fails_with_a_clear_message_before_compiling(tmp_path, override, expected):
     message = cli_error("--config", str(write_tiny(tmp_path)), override)
