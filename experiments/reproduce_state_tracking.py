@@ -160,7 +160,7 @@ Where this run differs from the paper's protocol:
 - Test lengths are 40, 64, 128 and 256, not every length from 40 to 256.
 - The model is lrnn's (embedding, pre-norm residual block around the mixer: in-projection, short
   conv, cell, out-projection; final norm, linear head), not the authors' xLSTM-based stack.
-- CPU size: {SIZES["cpu"]}; the paper's: {SIZES["paper"]}.
+- CPU size: {", ".join(SIZES["cpu"])}; the paper's: {", ".join(SIZES["paper"])}.
 """
     path.write_text(text)
     (path.parent / "experiments" / "results").mkdir(parents=True, exist_ok=True)
