@@ -2,6 +2,8 @@
 prefix (checked against a dense masked softmax, not a loop), stays finite where e^s overflows,
 streams token by token and chunk by chunk, and follows its init."""
 
+import functools
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -36,13 +38,20 @@ def dense_attention(cell, p, x):
     return o @ p["W_o"] + p["b_o"] if cell.output_projection else o
 
 
+@functools.cache
+def _expected_at_37():
+    """The dense attention and the reference loop on setup(CELL, 37), computed once for every method."""
+    params, x = setup(CELL, 37)
+    return dense_attention(CELL, params, x), reference(CELL, params, x, to64(CELL.initial_state((2,))))
+
+
 @pytest.mark.parametrize("method, chunk_size", [("sequential", None), ("associative", None), ("chunked", 1),
                                                 ("chunked", 16), ("chunked", 64), ("auto", None)])
 def test_forward_is_softmax_attention_of_the_learned_query_over_each_prefix(method, chunk_size):
     params, x = setup(CELL, 37)
     y, (m, u, w) = jax.jit(lambda p, x: CELL.forward(p, x, method=method, chunk_size=chunk_size))(params, x)
-    chex.assert_trees_all_close(y, dense_attention(CELL, params, x), **TOL)
-    y_ref, final_ref = reference(CELL, params, x, to64(CELL.initial_state((2,))))
+    attention, (y_ref, final_ref) = _expected_at_37()
+    chex.assert_trees_all_close(y, attention, **TOL)
     chex.assert_trees_all_close((y, (m, u, w)), (y_ref, final_ref), **TOL)
     # The final state is the max-shifted sums over all 37 tokens.
     s = CELL.scores(params, x)  # (B, T, H)
@@ -128,10 +137,15 @@ def test_initial_state_is_the_empty_sum():
 def test_streaming_in_pieces_equals_one_call(method):
     params, x = setup(CELL, 13, seed=2)
     run = lambda x, h: CELL.forward(params, x, h, method=method, chunk_size=4)  # noqa: E731
-    y, final = run(x, None)
-    y1, state = run(x[:, :6], None)
-    y2, final2 = run(x[:, 6:], state)
-    chex.assert_trees_all_close((jnp.concatenate([y1, y2], axis=1), final2), (y, final), **TOL)
+
+    @jax.jit  # the whole call and the pieces in one program: one compilation
+    def whole_and_pieces(x):
+        y1, state = run(x[:, :6], None)
+        y2, final2 = run(x[:, 6:], state)
+        return run(x, None), (jnp.concatenate([y1, y2], axis=1), final2)
+
+    whole, pieces = whole_and_pieces(x)
+    chex.assert_trees_all_close(pieces, whole, **TOL)
 
 
 def test_the_last_output_ignores_the_order_of_the_prefix():

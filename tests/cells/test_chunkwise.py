@@ -11,6 +11,8 @@ and a triangular solve; the measured error is ~1e-6).
 
 from __future__ import annotations
 
+import functools
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -121,14 +123,24 @@ OPS = ("decay", "decay_complex", "delta", "gated_delta", "stabilised")
 CHUNK_METHODS = [(chunk, method) for chunk in CHUNKS for method in (METHODS if chunk == 16 else ("auto",))]
 
 
+@functools.cache
+def loop_outputs(op):
+    """The loop's outputs on `inputs(op)`, without and with resets: the same for every chunk
+    size and method, so computed once per op."""
+    x = inputs(op)
+    _, loop, state = ops(x)[op]
+    return jax.jit(lambda resets, state: (loop(None, state), loop(resets, state)))(x["resets"], state)
+
+
 @pytest.mark.parametrize("chunk, method", CHUNK_METHODS)
 @pytest.mark.parametrize("op", OPS)
 def test_chunked_matches_the_loop(op, chunk, method):
     x = inputs(op)
-    chunked, loop, state = ops(x)[op]
-    run = jax.jit(lambda r, s: chunked(chunk, method, r, s))
-    for resets in (None, x["resets"]):
-        chex.assert_trees_all_close(run(resets, state), loop(resets, state), **TOL64)
+    chunked, _, state = ops(x)[op]
+    # Without and with resets in one program: one compilation.
+    run = jax.jit(lambda resets, s: (chunked(chunk, method, None, s), chunked(chunk, method, resets, s)))
+    for name, got, expected in zip(("no resets", "resets"), run(x["resets"], state), loop_outputs(op)):
+        chex.assert_trees_all_close(got, expected, **TOL64, custom_message=name)
 
 
 def test_stabilised_from_an_empty_state():
@@ -143,7 +155,7 @@ def test_stabilised_from_an_empty_state():
 @pytest.mark.parametrize("op", OPS)
 def test_gradients_match_the_loop(op):
     x = inputs(op + "-grad")
-    chunked, loop, state = ops(x)[op]
+    _, _, state = ops(x)[op]
     weights = jax.random.normal(jax.random.PRNGKey(seed_of(op)), (B, H, T, V))
 
     def loss(outputs):
@@ -151,22 +163,22 @@ def test_gradients_match_the_loop(op):
         o = o[0] if isinstance(o, tuple) else o
         return jnp.sum(jnp.real(o * weights)) + sum(jnp.sum(jnp.real(f)) for f in jax.tree_util.tree_leaves(final))
 
-    for resets in (None, x["resets"]):
-        grad = jax.jit(jax.grad(lambda s: loss(chunked(16, "auto", resets, s))))
-        expected = jax.jit(jax.grad(lambda s: loss(loop(resets, s))))
-        chex.assert_trees_all_close(grad(state), expected(state), rtol=1e-8, atol=1e-8)
+    def chunked(y, resets, s):
+        return ops(y)[op][0](16, "auto", resets, s)
 
-    # And with respect to the inputs, through the op's own closure: perturb v.
-    def through_v(v):
-        y = dict(x, v=v)
-        return loss(ops(y)[op][0](16, "auto", None, ops(y)[op][2]))
+    def loop(y, resets, s):
+        return ops(y)[op][1](resets, s)
 
-    def through_v_loop(v):
-        y = dict(x, v=v)
-        return loss(ops(y)[op][1](None, ops(y)[op][2]))
+    def gradients(run, resets, state, v):
+        """With respect to the initial state, without and with resets; and with respect to the
+        inputs, through the op's own closure: perturb v. All in one program (one compilation)."""
+        by_state = [jax.grad(lambda s: loss(run(x, r, s)))(state) for r in (None, resets)]
+        by_v = jax.grad(lambda v: loss(run(dict(x, v=v), None, state)))(v)
+        return by_state, by_v
 
-    chex.assert_trees_all_close(jax.jit(jax.grad(through_v))(x["v"]), jax.jit(jax.grad(through_v_loop))(x["v"]),
-                                rtol=1e-8, atol=1e-8)
+    got = jax.jit(functools.partial(gradients, chunked))(x["resets"], state, x["v"])
+    expected = jax.jit(functools.partial(gradients, loop))(x["resets"], state, x["v"])
+    chex.assert_trees_all_close(got, expected, rtol=1e-8, atol=1e-8)
 
 
 @pytest.mark.parametrize("op", ("decay", "delta", "stabilised"))
@@ -239,5 +251,5 @@ def test_bad_gates_name_the_argument():
 def test_unit_lower_inverse_inverts(size):
     from lrnn.cells.chunkwise.delta import unit_lower_inverse
     strict = jnp.tril(jax.random.normal(jax.random.PRNGKey(size), (3, size, size), jnp.float64), -1)
-    inverse = unit_lower_inverse(strict)
+    inverse = jax.jit(unit_lower_inverse)(strict)
     chex.assert_trees_all_close(inverse, np.linalg.inv(np.eye(size) + np.asarray(strict)), rtol=1e-10, atol=1e-10)

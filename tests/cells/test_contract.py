@@ -9,6 +9,8 @@ scale (bf16 keeps 8 mantissa bits; the recurrence itself runs in float32).
 
 from __future__ import annotations
 
+import functools
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -69,12 +71,23 @@ def reference(case, params, x, h0):
     return case.reference(case.cell, params, x, h0, **case.kwargs)
 
 
-def compiled(case):
-    """(forward, step, reference) of a case, each jitted: one compilation instead of
-    dispatching every op of a loop one by one (the eager path has its own test, JitTest)."""
+@functools.cache
+def problem(name, length, *, with_state=True, batch=B):
+    """setup(...) and the reference's (y, final) on it: the inputs depend only on these
+    arguments, so every method and test that asks for them shares one reference run."""
+    case, params, x, h0 = setup(name, length, with_state=with_state, batch=batch)
+    return case, params, x, h0, reference(case, params, x, h0)
+
+
+@functools.cache
+def compiled(name):
+    """(forward, step) of a case, each jitted: one compilation instead of dispatching every op
+    one by one (the eager path has its own test, JitTest); made once per case, so the tests
+    that call them with the same shapes share the compilation."""
+    case = CASES[name]
     forward = jax.jit(lambda p, x, h: case.cell.forward(p, x, h, **case.kwargs))
     step = jax.jit(lambda p, s, x_t: case.cell.step(p, s, x_t, **case.kwargs))
-    return forward, step, jax.jit(lambda p, x, h: reference(case, p, x, h))
+    return forward, step
 
 
 def test_every_registered_cell_has_a_case():
@@ -88,39 +101,45 @@ def test_forward_matches_reference(name, method):
     # A matrix cell's h0 and odd lengths get their own sweep in test_matrix_contract.py.
     matrix = isinstance(CASES[name].cell, MatrixCell)
     runs = [(1, False), (7, True)] if matrix else [(1, False), (1, True), (7, False), (7, True)]
-    for length, with_state in runs:
-        case, params, x, h0 = setup(name, length, with_state=with_state)
-        forward = jax.jit(lambda p, x, h: case.cell.forward(
-            p, x, h, method=METHODS[method][0], chunk_size=METHODS[method][1], **case.kwargs))
-        y, final = forward(params, x, h0)
-        y_ref, final_ref = reference(case, params, x, h0)
-        chex.assert_shape(y, (B, length, case.cell.d_out))
-        chex.assert_trees_all_equal_shapes(final, case.cell.initial_state((B,)))
-        chex.assert_trees_all_close((y, final), (y_ref, final_ref), **TOL)
+    problems = [problem(name, length, with_state=with_state) for length, with_state in runs]
+    case = CASES[name]
+    method_name, chunk_size = METHODS[method]
+
+    @jax.jit  # every run in one program: one compilation instead of one per run
+    def forward_each(inputs):
+        return [case.cell.forward(p, x, h, method=method_name, chunk_size=chunk_size, **case.kwargs)
+                for p, x, h in inputs]
+
+    outputs = forward_each([(params, x, h0) for _, params, x, h0, _ in problems])
+    for (length, with_state), (y, final), (*_, expected) in zip(runs, outputs, problems):
+        message = f"T={length}, {'with' if with_state else 'without'} h0"
+        chex.assert_shape(y, (B, length, case.cell.d_out), custom_message=message)
+        chex.assert_trees_all_equal_shapes(final, case.cell.initial_state((B,)), custom_message=message)
+        chex.assert_trees_all_close((y, final), expected, **TOL, custom_message=message)
 
 
 @pytest.mark.parametrize("name", STEPWISE)
 def test_step_matches_forward(name):
-    case, params, x, h0 = setup(name, 7)
-    forward, step, loop = compiled(case)
+    case, params, x, h0, (_, final_ref) = problem(name, 7)
+    forward, step = compiled(name)
     y, final = forward(params, x, h0)
     state, ys = h0, []
     for t in range(x.shape[1]):
         y_t, state = step(params, state, x[:, t])
         ys.append(y_t)
     chex.assert_trees_all_close((jnp.stack(ys, axis=1), state), (y, final), **TOL)
-    chex.assert_trees_all_close(state, loop(params, x, h0)[1], **TOL)
+    chex.assert_trees_all_close(state, final_ref, **TOL)
 
 
 @pytest.mark.parametrize("name", STEPWISE)
 def test_step_from_initial_state(name):
-    case, params, x, _ = setup(name, 3)
+    # The reference from h0 = None runs from initial_state((B,)) in float64, the state stepped from here.
+    case, params, x, _, (y_ref, final_ref) = problem(name, 3, with_state=False)
     state = case.cell.initial_state((B,), jnp.float64)
     chex.assert_trees_all_equal_shapes(state, case.cell.initial_state((B,)))
-    _, step, loop = compiled(case)
+    _, step = compiled(name)
     for t in range(x.shape[1]):
         y_t, state = step(params, state, x[:, t])
-    y_ref, final_ref = loop(params, x, case.cell.initial_state((B,), jnp.float64))
     chex.assert_trees_all_close((y_t, state), (y_ref[:, -1], final_ref), **TOL)
 
 
@@ -134,16 +153,19 @@ def test_non_causal_cells_refuse_step():
 @pytest.mark.parametrize("name, method", with_methods(["sequential", "associative"], ["sequential"]))
 def test_packed_sequences_equal_separate_ones(name, method):
     case, params, x, h0 = setup(name, 7)
-    forward = jax.jit(lambda x, h, resets: case.cell.forward(params, x, h, resets=resets, method=method,
-                                                              **case.kwargs))
     resets = jnp.zeros((B, 7), bool).at[:, 3].set(True).at[1, 5].set(True)
-    y, final = forward(x, h0, resets)
-    first, _ = forward(x[:, :3], h0, None)
+
+    @jax.jit  # the packed call and the separate ones in one program: one compilation
+    def packed_and_separate(x, h0, resets):
+        def forward(x, h, resets):
+            return case.cell.forward(params, x, h, resets=resets, method=method, **case.kwargs)
+        return (forward(x, h0, resets), forward(x[:, :3], h0, None), forward(x[:1, 3:], None, None),
+                forward(x[1:, 5:], None, None))
+
+    (y, final), (first, _), (y0, final0), (y1, final1) = packed_and_separate(x, h0, resets)
     chex.assert_trees_all_close(y[:, :3], first, **TOL)
     rows = lambda tree, s: jax.tree_util.tree_map(lambda a: a[s], tree)  # noqa: E731
-    y0, final0 = forward(x[:1, 3:], None, None)
     chex.assert_trees_all_close((y[:1, 3:], rows(final, slice(None, 1))), (y0, final0), **TOL)
-    y1, final1 = forward(x[1:, 5:], None, None)
     chex.assert_trees_all_close((y[1:, 5:], rows(final, slice(1, None))), (y1, final1), **TOL)
 
 
@@ -153,40 +175,56 @@ def _loss(outputs, weights):
     return jnp.sum(y * weights[0]) + sum(jnp.sum(jnp.real(f * w)) for f, w in zip(parts, weights[1]))
 
 
-@pytest.mark.parametrize("name, method", with_methods(["sequential", "associative", "chunked3"], ["chunked3"]))
-def test_gradients_match_reference(name, method):
+@functools.cache
+def _gradient_problem(name):
+    """(case, params, x, h0, weights of the loss) for the gradient tests."""
     case, params, x, h0 = setup(name, 6)
     key = jax.random.PRNGKey(seed_of(name, "weights"))
     weights = (jax.random.normal(key, (B, 6, case.cell.d_out), jnp.float64),
                [jax.random.normal(key, h.shape, jnp.float64) for h in jax.tree_util.tree_leaves(h0)])
+    return case, params, x, h0, weights
+
+
+@functools.cache
+def _reference_gradients(name):
+    """The reference loss's gradient, computed once per case and shared by every method."""
+    case, params, x, h0, weights = _gradient_problem(name)
+
+    def reference_loss(params, x, h0):
+        return _loss(reference(case, params, x, h0), weights)
+
+    return jax.jit(jax.grad(reference_loss, argnums=(0, 1, 2)))(params, x, h0)
+
+
+@pytest.mark.parametrize("name, method", with_methods(["sequential", "associative", "chunked3"], ["chunked3"]))
+def test_gradients_match_reference(name, method):
+    case, params, x, h0, weights = _gradient_problem(name)
 
     def cell_loss(params, x, h0):
         return _loss(case.cell.forward(params, x, h0, method=METHODS[method][0],
                                        chunk_size=METHODS[method][1], **case.kwargs), weights)
 
-    def reference_loss(params, x, h0):
-        return _loss(reference(case, params, x, h0), weights)
-
     grads = jax.jit(jax.grad(cell_loss, argnums=(0, 1, 2)))(params, x, h0)
-    expected = jax.jit(jax.grad(reference_loss, argnums=(0, 1, 2)))(params, x, h0)
-    chex.assert_trees_all_close(grads, expected, rtol=1e-7, atol=1e-7)
+    chex.assert_trees_all_close(grads, _reference_gradients(name), rtol=1e-7, atol=1e-7)
 
 
 class JitTest(parameterized.TestCase):
     @chex.variants(with_jit=True, without_jit=True)
     @parameterized.parameters(*IDS)
     def test_forward_matches_reference(self, name):
-        case, params, x, h0 = setup(name, 5)
+        case, params, x, h0, expected = problem(name, 5)
         forward = self.variant(lambda p, x, h: case.cell.forward(p, x, h, **case.kwargs))
-        chex.assert_trees_all_close(forward(params, x, h0), reference(case, params, x, h0), **TOL)
+        chex.assert_trees_all_close(forward(params, x, h0), expected, **TOL)
 
 
 @pytest.mark.parametrize("name", IDS)
 def test_vmap_equals_the_batched_call(name):
     case, params, x, h0 = setup(name, 5, batch=4)
     pair = lambda tree: jax.tree_util.tree_map(lambda a: a.reshape((2, 2) + a.shape[1:]), tree)  # noqa: E731
-    stacked = jax.jit(jax.vmap(lambda x, h: case.cell.forward(params, x, h, **case.kwargs)))(pair(x), pair(h0))
-    chex.assert_trees_all_close(stacked, pair(compiled(case)[0](params, x, h0)), **TOL)
+    forward = lambda x, h: case.cell.forward(params, x, h, **case.kwargs)  # noqa: E731
+    # Both in one program: one compilation.
+    stacked, batched = jax.jit(lambda x, h: (jax.vmap(forward)(pair(x), pair(h)), forward(x, h)))(x, h0)
+    chex.assert_trees_all_close(stacked, pair(batched), **TOL)
 
 
 @pytest.mark.parametrize("name", IDS)
@@ -194,9 +232,9 @@ def test_bfloat16_inputs(name):
     case = CASES[name]
     params = case.cell.init(jax.random.PRNGKey(seed_of(name)))
     x = jax.random.normal(jax.random.PRNGKey(1), (B, 64, case.cell.d_in), jnp.float32)
-    forward = jax.jit(lambda p, x: case.cell.forward(p, x, **case.kwargs))
-    y32, _ = forward(params, x)
-    y16, final16 = forward(params, x.astype(jnp.bfloat16))
+    forward = lambda p, x: case.cell.forward(p, x, **case.kwargs)  # noqa: E731
+    # Both precisions in one program (one compilation); the bf16 input is cast before the cell.
+    (y32, _), (y16, final16) = jax.jit(lambda p, x: (forward(p, x), forward(p, x.astype(jnp.bfloat16))))(params, x)
     assert y16.dtype == jnp.bfloat16
     assert jnp.all(jnp.isfinite(y16.astype(jnp.float32)))
     assert all(jnp.all(jnp.isfinite(jnp.abs(f))) for f in jax.tree_util.tree_leaves(final16))

@@ -91,7 +91,7 @@ def test_without_rotation_the_state_stays_real():
     cell = GateLoop(d_in=4, n_heads=2)
     params, x, h0 = _setup(cell, 9, seed=3)
     params["W_theta"], params["b_theta"] = jnp.zeros_like(params["W_theta"]), jnp.zeros_like(params["b_theta"])
-    _, final = cell.forward(params, x, h0.real.astype(h0.dtype), chunk_size=4)
+    _, final = jax.jit(lambda p, x, h: cell.forward(p, x, h, chunk_size=4))(params, x, h0.real.astype(h0.dtype))
     np.testing.assert_array_equal(np.imag(final), 0.0)
 
 
@@ -102,7 +102,9 @@ def test_strong_decays_stay_finite_in_float32():
     params, x, _ = _setup(cell, 100, seed=4)
     params["b_a"] = params["b_a"] - 30.0
     params["b_theta"] = params["b_theta"] + 50.0  # fast rotation too
-    y_ref, final_ref = reference(cell, params, x, jnp.zeros((2,) + cell.state_shape, jnp.complex128))
+    # Jitted, the loop runs as a lax.scan of its step.
+    y_ref, final_ref = jax.jit(reference, static_argnums=0)(cell, params, x,
+                                                            jnp.zeros((2,) + cell.state_shape, jnp.complex128))
     p32 = jax.tree_util.tree_map(lambda a: a.astype(jnp.float32), params)
     y, final = jax.jit(cell.forward)(p32, x.astype(jnp.float32))
     assert y.dtype == jnp.float32 and final.dtype == jnp.complex64

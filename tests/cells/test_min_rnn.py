@@ -2,6 +2,8 @@
 log-space model, the exact log-space gates, the state check, and the log-space scan staying
 finite where the product of forget gates underflows."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -112,12 +114,10 @@ def test_log_gates_stay_finite_for_saturated_logits(cls):
     np.testing.assert_allclose(log_b[0, 0, 1], -200.0 + np.log(0.5), rtol=1e-2)
 
 
-@pytest.mark.parametrize("method", ["sequential", "associative", "chunked"])
-@pytest.mark.parametrize("cls,reference", [(MinGRU, min_gru), (MinLSTM, min_lstm)])
-def test_log_space_survives_underflowing_gate_products(cls, reference, method):
-    """Forget ≈ e^−100 each step: the product of gates is 0 in float32 after one step and in
-    float64 after eight, so the closed form h_t = a*_t (h_0 + Σ b_k / a*_k) is 0·∞; the
-    log-space scan stays finite and equals the per-step loop."""
+@functools.cache
+def _underflow_case(cls):
+    """(cell, params, x, h0, float64 loop's (y, final)) for the underflow test, built once per
+    cell class and shared by its three methods."""
     length, d_hidden = 4096, 3
     cell = cls(2, d_hidden, log_space=True)
     params = cell.init(jax.random.PRNGKey(5))
@@ -125,6 +125,21 @@ def test_log_space_survives_underflowing_gate_products(cls, reference, method):
     params[name] = jnp.full((d_hidden,), value, jnp.float32)
     x = jax.random.normal(jax.random.PRNGKey(6), (1, length, 2), jnp.float32)
     h0 = jnp.full((1, d_hidden), 2.0, jnp.float32)
+    p64 = jax.tree_util.tree_map(lambda p: p.astype(jnp.float64), params)
+    reference = {MinGRU: min_gru, MinLSTM: min_lstm}[cls]
+    # Jitted, the loop runs as a lax.scan of its step (tests/cells/references.over_time): 4096
+    # tokens dispatched one op at a time took ~10 s.
+    expected = jax.jit(reference, static_argnums=0)(cell, p64, x.astype(jnp.float64), h0.astype(jnp.float64))
+    return cell, params, x, h0, expected
+
+
+@pytest.mark.parametrize("method", ["sequential", "associative", "chunked"])
+@pytest.mark.parametrize("cls", CELLS)
+def test_log_space_survives_underflowing_gate_products(cls, method):
+    """Forget ≈ e^−100 each step: the product of gates is 0 in float32 after one step and in
+    float64 after eight, so the closed form h_t = a*_t (h_0 + Σ b_k / a*_k) is 0·∞; the
+    log-space scan stays finite and equals the per-step loop."""
+    cell, params, x, h0, (y_ref, final_ref) = _underflow_case(cls)
 
     a, b = (jnp.exp(e.astype(jnp.float64)) for e in cell.elements(params, x))
     a_star = jnp.cumprod(a, axis=1)
@@ -132,10 +147,8 @@ def test_log_space_survives_underflowing_gate_products(cls, reference, method):
     closed_form = a_star * (h0[:, None] + jnp.cumsum(b / a_star, axis=1))
     assert not bool(jnp.all(jnp.isfinite(closed_form)))
 
-    y, final = cell.forward(params, x, h0, method=method)
+    y, final = jax.jit(cell.forward, static_argnames="method")(params, x, h0, method=method)
     assert y.dtype == jnp.float32 and bool(jnp.all(jnp.isfinite(y))) and bool(jnp.all(y > 0))
-    p64 = jax.tree_util.tree_map(lambda p: p.astype(jnp.float64), params)
-    y_ref, final_ref = reference(cell, p64, x.astype(jnp.float64), h0.astype(jnp.float64))
     np.testing.assert_allclose(y, y_ref, rtol=1e-5)
     np.testing.assert_allclose(final, final_ref, rtol=1e-5)
 

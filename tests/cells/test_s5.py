@@ -173,7 +173,8 @@ def test_conj_sym_equals_the_explicit_conjugate_pairs():
          "log_step": both(p["log_step"]), "B_re": both(p["B_re"]), "B_im": both(p["B_im"], -1),
          "C_re": both_c(p["C_re"]), "C_im": both_c(p["C_im"], -1), "D": p["D"]}
     x = jax.random.normal(jax.random.PRNGKey(7), (2, 9, 3), jnp.float64)
-    np.testing.assert_allclose(half.forward(p, x)[0], full.forward(q, x)[0], rtol=1e-10, atol=1e-10)
+    y_half, y_full = jax.jit(lambda p, q, x: (half.forward(p, x)[0], full.forward(q, x)[0]))(p, q, x)
+    np.testing.assert_allclose(y_half, y_full, rtol=1e-10, atol=1e-10)
 
 
 @pytest.mark.parametrize("discretisation", ["zoh", "bilinear"])
@@ -190,13 +191,19 @@ def test_clip_eigs_keeps_growing_modes_stable(discretisation):
     assert np.abs(np.asarray(a_free))[0, 0, 0] > 1
     x = jax.random.normal(jax.random.PRNGKey(9), (2, 12, 2), jnp.float64)
     h0 = jnp.zeros((2, 3), jnp.complex128)
-    for method in ("sequential", "associative"):
-        y, final = clipped.forward(p, x, method=method)
-        y_ref, final_ref = reference(clipped, p, x, h0)
-        np.testing.assert_allclose(y, y_ref, rtol=1e-9, atol=1e-9)
-        np.testing.assert_allclose(final, final_ref, rtol=1e-9, atol=1e-9)
-    assert not np.allclose(free.forward(p, x)[0], y)
-    grad = jax.grad(lambda lr: jnp.sum(clipped.forward({**p, "Lambda_re": lr}, x)[0]))(p["Lambda_re"])
+    y_ref, final_ref = reference(clipped, p, x, h0)
+    methods = ("sequential", "associative")
+
+    @jax.jit  # every forward in one program: one compilation
+    def forwards(p, x):
+        return [clipped.forward(p, x, method=method) for method in methods], free.forward(p, x)[0]
+
+    clipped_outputs, y_free = forwards(p, x)
+    for method, (y, final) in zip(methods, clipped_outputs):
+        np.testing.assert_allclose(y, y_ref, rtol=1e-9, atol=1e-9, err_msg=method)
+        np.testing.assert_allclose(final, final_ref, rtol=1e-9, atol=1e-9, err_msg=method)
+    assert not np.allclose(y_free, y)
+    grad = jax.jit(jax.grad(lambda lr: jnp.sum(clipped.forward({**p, "Lambda_re": lr}, x)[0])))(p["Lambda_re"])
     np.testing.assert_array_equal(np.asarray(grad)[:2], 0.0)  # clipped entries get no gradient
     assert np.asarray(grad)[2] != 0
 
@@ -215,16 +222,23 @@ def test_backward_direction_is_a_forward_scan_of_the_reversed_sequence(cell):
     forward_cell = S5(**{**{f: getattr(cell, f) for f in cell.__dataclass_fields__}, "bidirectional": False})
     reversed_params = {k: v for k, v in backward_only.items() if not k.startswith("C")}
     reversed_params.update(C_re=p["C2_re"], C_im=p["C2_im"])
-    expected, _ = forward_cell.forward(reversed_params, x[:, ::-1])
-    for method in ("sequential", "associative", "chunked"):
-        y, final = cell.forward(backward_only, x, h0, method=method, chunk_size=4)
-        np.testing.assert_allclose(y, expected[:, ::-1], rtol=1e-9, atol=1e-9)  # h0 reaches only the forward part
-        np.testing.assert_allclose(y, reference(cell, backward_only, x, h0)[0], rtol=1e-9, atol=1e-9)
+    methods = ("sequential", "associative", "chunked")
+
+    @jax.jit  # every forward in one program: one compilation
+    def forwards(p, backward_only, reversed_params, x, h0):
+        expected, _ = forward_cell.forward(reversed_params, x[:, ::-1])
+        backward = [cell.forward(backward_only, x, h0, method=method, chunk_size=4) for method in methods]
+        return expected, backward, cell.forward(p, x, h0)[0], forward_cell.forward(p, x, h0)
+
+    expected, backward, y_full, (y_fwd, final_fwd) = forwards(p, backward_only, reversed_params, x, h0)
+    y_ref, _ = reference(cell, backward_only, x, h0)
+    for method, (y, final) in zip(methods, backward):
+        # h0 reaches only the forward part
+        np.testing.assert_allclose(y, expected[:, ::-1], rtol=1e-9, atol=1e-9, err_msg=method)
+        np.testing.assert_allclose(y, y_ref, rtol=1e-9, atol=1e-9, err_msg=method)
         # the final state is the forward direction's
-        np.testing.assert_allclose(final, forward_cell.forward(p, x, h0)[1], rtol=1e-9, atol=1e-9)
+        np.testing.assert_allclose(final, final_fwd, rtol=1e-9, atol=1e-9, err_msg=method)
     # and the full output is the sum of both directions
-    y_full, _ = cell.forward(p, x, h0)
-    y_fwd, _ = forward_cell.forward(p, x, h0)
     np.testing.assert_allclose(y_full, y_fwd + expected[:, ::-1], rtol=1e-9, atol=1e-9)
 
 
@@ -240,9 +254,14 @@ def test_bidirectional_resets_end_the_backward_scan_at_each_sequence():
     p = to64(cell.init(jax.random.PRNGKey(13)))
     x = jax.random.normal(jax.random.PRNGKey(14), (1, 10, 2), jnp.float64)
     resets = jnp.zeros((1, 10), bool).at[0, 4].set(True).at[0, 7].set(True)
-    y, _ = cell.forward(p, x, resets=resets)
-    pieces = [cell.forward(p, x[:, a:b])[0] for a, b in ((0, 4), (4, 7), (7, 10))]
-    np.testing.assert_allclose(y, jnp.concatenate(pieces, axis=1), rtol=1e-10, atol=1e-10)
+
+    @jax.jit  # the packed call and the pieces in one program: one compilation
+    def packed_and_pieces(p, x, resets):
+        pieces = [cell.forward(p, x[:, a:b])[0] for a, b in ((0, 4), (4, 7), (7, 10))]
+        return cell.forward(p, x, resets=resets)[0], jnp.concatenate(pieces, axis=1)
+
+    y, pieces = packed_and_pieces(p, x, resets)
+    np.testing.assert_allclose(y, pieces, rtol=1e-10, atol=1e-10)
 
 
 @pytest.mark.parametrize("kwargs, name", [

@@ -42,8 +42,8 @@ each_option_alone = pytest.mark.parametrize("initial,reverse,resets", [PLAIN, H0
                                             ids=["plain", "h0", "rev", "resets"])
 # Against the reference: none, the initial state, and all together (each option is
 # checked on its own in the forward tests).
-some_options = pytest.mark.parametrize("initial,reverse,resets", [PLAIN, H0, ALL],
-                                       ids=["plain", "h0", "h0-rev-resets"])
+SOME_OPTIONS = [PLAIN, H0, ALL]
+some_options = pytest.mark.parametrize("initial,reverse,resets", SOME_OPTIONS, ids=["plain", "h0", "h0-rev-resets"])
 
 
 # --- 1. the diagonal VJP against finite differences --------------------------------------
@@ -100,21 +100,50 @@ def problem(case_name, option):
     return leaves, h0, flags, cotangents, expected
 
 
-@pytest.mark.parametrize("case_name", list(CASES))
-@every_method
-@some_options
-def test_gradient_matches_reference(case_name, method, chunk_size, initial, reverse, resets):
-    leaves, h0, flags, cotangents, expected = problem(case_name, (initial, reverse, resets))
+def engine_gradient(case_name, method, chunk_size, option):
+    """(leaves, h0, resets, cotangents) -> the engine's gradient for one method and option."""
     monoid = monoid_for(CASES[case_name])
 
-    @jax.jit
-    def engine_gradient(leaves, h0, flags, cotangents):
+    def of(leaves, h0, flags, cotangents):
         def forward(leaves, h0):
-            return scan(monoid, leaves, initial=h0, resets=flags, reverse=reverse, method=method,
+            return scan(monoid, leaves, initial=h0, resets=flags, reverse=option[1], method=method,
                         chunk_size=chunk_size)
         return gradient(forward, leaves, h0, cotangents)
+    return of
 
-    actual = engine_gradient(leaves, h0, flags, cotangents)
+
+@functools.lru_cache(maxsize=None)
+def engine_gradients(case_name):
+    """{(method, chunk_size, option): gradient or the exception raised} for every method of
+    METHODS and option of SOME_OPTIONS.
+
+    All of them are compiled as one jitted program (one program compiles in far less time than
+    nine); if that program fails, each gradient is compiled on its own so that a failure is
+    reported only where it happens.
+    """
+    keys = [(method, chunk_size, option) for method, chunk_size in METHODS for option in SOME_OPTIONS]
+    inputs = {option: problem(case_name, option)[:4] for option in SOME_OPTIONS}
+    try:
+        results = jax.jit(lambda inputs: [engine_gradient(case_name, *key)(*inputs[key[2]]) for key in keys])(inputs)
+        return dict(zip(keys, results))
+    except Exception:  # noqa: BLE001 - re-raised per gradient below
+        outcomes = {}
+        for key in keys:
+            try:
+                outcomes[key] = jax.jit(engine_gradient(case_name, *key))(*inputs[key[2]])
+            except Exception as error:  # noqa: BLE001 - re-raised by the test of this gradient
+                outcomes[key] = error
+        return outcomes
+
+
+@every_method
+@some_options
+@pytest.mark.parametrize("case_name", list(CASES))  # varies slowest: the tests sharing a program run together
+def test_gradient_matches_reference(case_name, method, chunk_size, initial, reverse, resets):
+    *_, expected = problem(case_name, (initial, reverse, resets))
+    actual = engine_gradients(case_name)[method, chunk_size, (initial, reverse, resets)]
+    if isinstance(actual, Exception):
+        raise actual
     chex.assert_trees_all_equal_shapes(actual, expected)
     chex.assert_trees_all_close(actual, expected, **TOL)
     assert all(np.all(np.isfinite(g)) for g in jax.tree_util.tree_leaves(actual))

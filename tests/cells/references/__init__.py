@@ -1,6 +1,8 @@
-"""Independent references for the cells: one module per cell family, each a plain Python
-loop over time of its paper's equations in jax.numpy (float64 / complex128, so `jax.grad`
-differentiates it), reading the cell's params by name and nothing else from lrnn.
+"""Independent references for the cells: one module per cell family, each a loop over time of
+its paper's equations in jax.numpy (float64 / complex128, so `jax.grad` differentiates it),
+reading the cell's params by name and nothing else from lrnn. Most write one token's step and
+run it with `over_time`: a plain Python loop when called eagerly, a lax.scan of the same step
+under jit or grad.
 
 Every module defines `CASES`, {case id: Case}: a small cell instance and its reference,
 
@@ -19,6 +21,9 @@ import importlib
 import pkgutil
 from typing import Callable
 
+import jax
+import jax.numpy as jnp
+
 
 @dataclasses.dataclass(frozen=True)
 class Case:
@@ -36,3 +41,22 @@ def all_cases() -> dict[str, Case]:
     for module in pkgutil.iter_modules(__path__):
         cases.update(importlib.import_module(f"{__name__}.{module.name}").CASES)
     return cases
+
+
+def over_time(step: Callable, state, x, params=None):
+    """(y (B, T, …), final state) of `y_t, state = step(state, x_t)` for x_t = x[:, t], t = 0 … T−1.
+
+    Called eagerly, a Python loop (each op runs at once, nothing compiles). When the state, x
+    or params are traced (under jit, grad, vmap), a lax.scan of the same step: the loop would
+    unroll T copies of the step into the program, and compiling the gradient of such a loop
+    took seconds per token.
+    """
+    leaves = jax.tree_util.tree_leaves((state, x, params))
+    if any(isinstance(leaf, jax.core.Tracer) for leaf in leaves):
+        final, ys = jax.lax.scan(lambda s, x_t: step(s, x_t)[::-1], state, jnp.moveaxis(x, 1, 0))
+        return jax.tree_util.tree_map(lambda y: jnp.moveaxis(y, 0, 1), ys), final
+    ys = []
+    for t in range(x.shape[1]):
+        y_t, state = step(state, x[:, t])
+        ys.append(y_t)
+    return jax.tree_util.tree_map(lambda *y: jnp.stack(y, axis=1), *ys), state

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 from lrnn.cells.deltanet import DeltaNet
 from lrnn.cells.deltaproduct import DeltaProduct
 from lrnn.cells.gated_deltanet import GatedDeltaNet
-from tests.cells.references import Case
+from tests.cells.references import Case, over_time
 
 
 def _l2(z):
@@ -27,13 +27,12 @@ def _rms_norm(z, eps):
 
 def delta_family(cell, p, x, h0, *, n_h=1, gated=False):
     """(y, final S) for x (B, T, d_in), S (B, H, K, V)."""
-    b, length, _ = x.shape
+    b = x.shape[0]
     h, dk, dv = h0.shape[1:]
     negative = tuple(cell.eigenvalue_range) == (-1.0, 1.0)
     eye = jnp.eye(dk)
-    S, ys = h0, []
-    for t in range(length):
-        x_t = x[:, t]
+
+    def step(S, x_t):
         q = _l2(jax.nn.silu(x_t @ p["W_q"]).reshape(b, h, dk)) / jnp.sqrt(dk)
         k = _l2(jax.nn.silu(x_t @ p["W_k"]).reshape(b, n_h, h, dk))
         v = jax.nn.silu(x_t @ p["W_v"]).reshape(b, n_h, h, dv)
@@ -51,8 +50,9 @@ def delta_family(cell, p, x, h0, *, n_h=1, gated=False):
         z = _rms_norm(o, cell.norm_eps) * p["norm_scale"]
         if cell.output_gate:
             z = z * jax.nn.silu(x_t @ p["W_g"]).reshape(b, h, dv)
-        ys.append(z.reshape(b, h * dv) @ p["W_o"])
-    return jnp.stack(ys, axis=1), S
+        return z.reshape(b, h * dv) @ p["W_o"], S
+
+    return over_time(step, h0, x, p)
 
 
 def deltanet(cell, p, x, h0):

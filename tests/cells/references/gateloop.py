@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 
 from lrnn.cells.gateloop import GateLoop
-from tests.cells.references import Case
+from tests.cells.references import Case, over_time
 
 
 def _group_norm(z, groups, scale, bias):
@@ -21,9 +21,8 @@ def _group_norm(z, groups, scale, bias):
 
 def gateloop(cell, p, x, h0):
     b, h, kd, vd = x.shape[0], cell.n_heads, cell.key_dim, cell.value_dim
-    S, ys = h0, []
-    for t in range(x.shape[1]):
-        x_t = x[:, t]
+
+    def step(S, x_t):
         q = (x_t @ p["W_q"]).reshape(b, h, kd)
         k = (x_t @ p["W_k"]).reshape(b, h, kd)
         v = (x_t @ p["W_v"]).reshape(b, h, vd)
@@ -33,8 +32,9 @@ def gateloop(cell, p, x, h0):
         o = jnp.real(jnp.einsum("bhk,bhkv->bhv", q, S)).reshape(b, h * vd)
         gate = jax.nn.silu(x_t @ p["W_g"] + p["b_g"])
         z = _group_norm(o, cell.norm_groups, p["norm_scale"], p["norm_bias"]) * gate
-        ys.append(z @ p["W_o"] + p["b_o"])
-    return jnp.stack(ys, axis=1), S
+        return z @ p["W_o"] + p["b_o"], S
+
+    return over_time(step, h0, x, p)
 
 
 CASES = {

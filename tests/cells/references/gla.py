@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lrnn.cells.gla import GLA
-from tests.cells.references import Case
+from tests.cells.references import Case, over_time
 
 
 def _layer_norm(o, eps=1e-5):
@@ -17,11 +17,10 @@ def _layer_norm(o, eps=1e-5):
 
 
 def gla(cell, p, x, h0):
-    batch, length, _ = x.shape
+    batch = x.shape[0]
     heads, key_dim, width = h0.shape[1:]
-    S, ys = h0, []
-    for t in range(length):
-        x_t = x[:, t]
+
+    def step(S, x_t):
         q = (x_t @ p["W_q"]).reshape(batch, heads, key_dim) / np.sqrt(key_dim)
         k = (x_t @ p["W_k"]).reshape(batch, heads, key_dim)
         v = (x_t @ p["W_v"]).reshape(batch, heads, width)
@@ -29,8 +28,9 @@ def gla(cell, p, x, h0):
         S = alpha.reshape(batch, heads, key_dim, 1) * S + k[..., :, None] * v[..., None, :]
         o = jnp.einsum("bhk,bhkv->bhv", q, S)
         gate = jax.nn.silu(x_t @ p["W_r"] + p["b_r"])
-        ys.append((_layer_norm(o).reshape(batch, heads * width) * gate) @ p["W_o"])
-    return jnp.stack(ys, axis=1), S
+        return (_layer_norm(o).reshape(batch, heads * width) * gate) @ p["W_o"], S
+
+    return over_time(step, h0, x, p)
 
 
 CASES = {

@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lrnn.cells.hgrn import HGRN
-from tests.cells.references import Case
+from tests.cells.references import Case, over_time
 
 
 def _layer_norm(z, scale, bias):
@@ -17,9 +17,8 @@ def _layer_norm(z, scale, bias):
 
 def hgrn(cell, p, x, h0, lower_bound=0.0):
     gamma = jnp.asarray(lower_bound, jnp.float64)
-    h, ys = h0, []
-    for t in range(x.shape[1]):
-        x_t = x[:, t]
+
+    def step(h, x_t):
         lam = gamma + (1 - gamma) * jax.nn.sigmoid(x_t @ p["W_f"] + p["b_f"])
         if cell.complex_valued:
             c = jax.nn.silu(x_t @ p["W_c_re"] + p["b_c_re"]) + 1j * jax.nn.silu(x_t @ p["W_c_im"] + p["b_c_im"])
@@ -29,8 +28,9 @@ def hgrn(cell, p, x, h0, lower_bound=0.0):
             h = lam * h + (1 - lam) * jax.nn.silu(x_t @ p["W_c"] + p["b_c"])
             z = h
         gate = jax.nn.silu(x_t @ p["W_g"] + p["b_g"])
-        ys.append((_layer_norm(z, p["norm_scale"], p["norm_bias"]) * gate) @ p["W_o"] + p["b_o"])
-    return jnp.stack(ys, axis=1), h
+        return (_layer_norm(z, p["norm_scale"], p["norm_bias"]) * gate) @ p["W_o"] + p["b_o"], h
+
+    return over_time(step, h0, x, (p, gamma))
 
 
 CASES = {

@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 
 from lrnn.cells.hgrn2 import HGRN2
-from tests.cells.references import Case
+from tests.cells.references import Case, over_time
 
 
 def _layer_norm(z, scale, bias):
@@ -16,20 +16,20 @@ def _layer_norm(z, scale, bias):
 
 
 def hgrn2(cell, p, x, h0, lower_bound=0.0):
-    batch, length, width = x.shape
+    batch, _, width = x.shape
     heads, head_width = h0.shape[1], h0.shape[2]
     gamma = jnp.asarray(lower_bound, jnp.float64)
-    S, ys = h0, []
-    for t in range(length):
-        x_t = x[:, t]
+
+    def step(S, x_t):
         f = gamma + (1 - gamma) * jax.nn.sigmoid(x_t @ p["W_f"] + p["b_f"])
         i = jax.nn.silu(x_t @ p["W_i"] + p["b_i"])
         q = jax.nn.sigmoid(x_t @ p["W_q"] + p["b_q"])
         f, i, q = (a.reshape(batch, heads, head_width) for a in (f, i, q))
         S = f[..., :, None] * S + (1 - f)[..., :, None] * i[..., None, :]
         o = jnp.einsum("bhk,bhkv->bhv", q, S).reshape(batch, width)
-        ys.append(_layer_norm(o, p["norm_scale"], p["norm_bias"]) @ p["W_o"] + p["b_o"])
-    return jnp.stack(ys, axis=1), S
+        return _layer_norm(o, p["norm_scale"], p["norm_bias"]) @ p["W_o"] + p["b_o"], S
+
+    return over_time(step, h0, x, (p, gamma))
 
 
 CASES = {

@@ -3,7 +3,7 @@
 import jax.numpy as jnp
 
 from lrnn.cells import LRU
-from tests.cells.references import Case
+from tests.cells.references import Case, over_time
 
 
 def lru(cell, p, x, h0):
@@ -11,11 +11,12 @@ def lru(cell, p, x, h0):
     gamma = jnp.exp(p["gamma_log"])
     B = p["B_re"] + 1j * p["B_im"]
     C = p["C_re"] + 1j * p["C_im"]
-    h, ys = h0, []
-    for t in range(x.shape[1]):
-        h = lam * h + gamma * jnp.einsum("nd,bd->bn", B, x[:, t])
-        ys.append(jnp.real(jnp.einsum("dn,bn->bd", C, h)) + p["D"] * x[:, t])
-    return jnp.stack(ys, axis=1), h
+
+    def step(h, x_t):
+        h = lam * h + gamma * jnp.einsum("nd,bd->bn", B, x_t)
+        return jnp.real(jnp.einsum("dn,bn->bd", C, h)) + p["D"] * x_t, h
+
+    return over_time(step, h0, x, p)
 
 
 CASES = {

@@ -9,15 +9,14 @@ import jax
 import jax.numpy as jnp
 
 from lrnn.cells.mamba import Mamba
-from tests.cells.references import Case
+from tests.cells.references import Case, over_time
 
 
 def mamba(cell, p, x, h0):
     r, n = p["W_dt"].shape[0], p["A_log"].shape[1]
     A = -jnp.exp(p["A_log"])
-    h, ys = h0, []
-    for t in range(x.shape[1]):
-        x_t = x[:, t]
+
+    def step(h, x_t):
         proj = x_t @ p["W_x"]
         delta, B_t, C_t = proj[:, :r], proj[:, r:r + n], proj[:, r + n:]
         dt = jax.nn.softplus(delta @ p["W_dt"] + p["b_dt"])
@@ -25,8 +24,9 @@ def mamba(cell, p, x, h0):
         if cell.eigenvalue_range[0] < 0:
             A_bar = 2 * A_bar - 1
         h = A_bar * h + (dt * x_t)[:, :, None] * B_t[:, None, :]
-        ys.append(jnp.einsum("bcn,bn->bc", h, C_t) + p["D"] * x_t)
-    return jnp.stack(ys, axis=1), h
+        return jnp.einsum("bcn,bn->bc", h, C_t) + p["D"] * x_t, h
+
+    return over_time(step, h0, x, p)
 
 
 CASES = {

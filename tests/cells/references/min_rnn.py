@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 
 from lrnn.cells.min_rnn import MinGRU, MinLSTM
-from tests.cells.references import Case
+from tests.cells.references import Case, over_time
 
 
 def candidate(cell, p, x_t):
@@ -20,22 +20,20 @@ def candidate(cell, p, x_t):
 
 
 def min_gru(cell, p, x, h0):
-    h, ys = h0, []
-    for t in range(x.shape[1]):
-        z = jax.nn.sigmoid(x[:, t] @ p["W_z"] + p["b_z"])
-        h = (1 - z) * h + z * candidate(cell, p, x[:, t])
-        ys.append(h)
-    return jnp.stack(ys, axis=1), h
+    def step(h, x_t):
+        z = jax.nn.sigmoid(x_t @ p["W_z"] + p["b_z"])
+        h = (1 - z) * h + z * candidate(cell, p, x_t)
+        return h, h
+    return over_time(step, h0, x, p)
 
 
 def min_lstm(cell, p, x, h0):
-    h, ys = h0, []
-    for t in range(x.shape[1]):
-        f = jax.nn.sigmoid(x[:, t] @ p["W_f"] + p["b_f"])
-        i = jax.nn.sigmoid(x[:, t] @ p["W_i"] + p["b_i"])
-        h = f / (f + i) * h + i / (f + i) * candidate(cell, p, x[:, t])
-        ys.append(h)
-    return jnp.stack(ys, axis=1), h
+    def step(h, x_t):
+        f = jax.nn.sigmoid(x_t @ p["W_f"] + p["b_f"])
+        i = jax.nn.sigmoid(x_t @ p["W_i"] + p["b_i"])
+        h = f / (f + i) * h + i / (f + i) * candidate(cell, p, x_t)
+        return h, h
+    return over_time(step, h0, x, p)
 
 
 def positive(h):

@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 
 from lrnn.cells.mlstm import MLSTM
-from tests.cells.references import Case
+from tests.cells.references import Case, over_time
 
 
 def _head_norm(z):
@@ -21,10 +21,9 @@ def _head_norm(z):
 
 def mlstm(cell, p, x, h0):
     b, h, kd, vd = x.shape[0], cell.n_heads, cell.key_dim, cell.value_dim
-    C, n, m = h0
-    ys = []
-    for t in range(x.shape[1]):
-        x_t = x[:, t]
+
+    def step(state, x_t):
+        C, n, m = state
         q = (x_t @ p["W_q"]).reshape(b, h, kd)
         k = (x_t @ p["W_k"]).reshape(b, h, kd) / jnp.sqrt(kd)
         v = (x_t @ p["W_v"]).reshape(b, h, vd)
@@ -40,8 +39,9 @@ def mlstm(cell, p, x, h0):
         denominator = jnp.maximum(jnp.abs(jnp.einsum("bhk,bhk->bh", q, n)), jnp.exp(-m))
         h_tilde = numerator / denominator[..., None]
         z = _head_norm(h_tilde).reshape(b, h * vd) * p["norm_scale"]
-        ys.append((jax.nn.sigmoid(x_t @ p["W_o"] + p["b_o"]) * z) @ p["W_out"] + p["b_out"])
-    return jnp.stack(ys, axis=1), (C, n, m)
+        return (jax.nn.sigmoid(x_t @ p["W_o"] + p["b_o"]) * z) @ p["W_out"] + p["b_out"], (C, n, m)
+
+    return over_time(step, tuple(h0), x, p)
 
 
 CASES = {

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lrnn.cells.retnet import RetNet
-from tests.cells.references import Case
+from tests.cells.references import Case, over_time
 
 
 def _group_norm(o, eps=1e-6):
@@ -17,15 +17,14 @@ def _group_norm(o, eps=1e-6):
 
 
 def retnet(cell, p, x, h0):
-    batch, length, _ = x.shape
+    batch = x.shape[0]
     heads, pairs, width = h0.shape[1:]
     gamma = np.array([1 - 2.0 ** (-5 - h) for h in range(heads)])
     theta = np.array([10000.0 ** (-m / (pairs - 1)) if pairs > 1 else 1.0 for m in range(pairs)])
     rotation = gamma[:, None] * (np.cos(theta) - 1j * np.sin(theta))[None, :]  # (H, K/2)
     key_dim = 2 * pairs
-    S, ys = h0, []
-    for t in range(length):
-        x_t = x[:, t]
+
+    def step(S, x_t):
         q = (x_t @ p["W_q"]).reshape(batch, heads, key_dim)
         k = (x_t @ p["W_k"]).reshape(batch, heads, key_dim) / np.sqrt(key_dim)
         v = (x_t @ p["W_v"]).reshape(batch, heads, width)
@@ -34,8 +33,9 @@ def retnet(cell, p, x, h0):
         S = rotation[None, :, :, None] * S + kc[..., :, None] * v[..., None, :]
         o = jnp.real(jnp.sum(jnp.conj(qc)[..., :, None] * S, axis=-2))  # (B, H, V)
         gate = jax.nn.silu(x_t @ p["W_g"])
-        ys.append((gate * _group_norm(o).reshape(batch, heads * width)) @ p["W_o"])
-    return jnp.stack(ys, axis=1), S
+        return (gate * _group_norm(o).reshape(batch, heads * width)) @ p["W_o"], S
+
+    return over_time(step, h0, x, p)
 
 
 CASES = {

@@ -5,7 +5,7 @@ import jax
 import jax.numpy as jnp
 
 from lrnn.cells.rglru import RGLRU
-from tests.cells.references import Case
+from tests.cells.references import Case, over_time
 
 
 def _dense(blocks):
@@ -20,15 +20,15 @@ def _dense(blocks):
 def rglru(cell, p, x, h0):
     w_a, w_x = _dense(p["W_a"]), _dense(p["W_x"])
     a_base = jax.nn.sigmoid(p["Lambda"])
-    h, ys = h0, []
-    for t in range(x.shape[1]):
-        x_t = x[:, t]
+
+    def step(h, x_t):
         r = jax.nn.sigmoid(x_t @ w_a + p["b_a"])
         i = jax.nn.sigmoid(x_t @ w_x + p["b_x"])
         a = a_base ** (cell.c * r)
         h = a * h + jnp.sqrt(1 - a**2) * (i * x_t)
-        ys.append(h)
-    return jnp.stack(ys, axis=1), h
+        return h, h
+
+    return over_time(step, h0, x, p)
 
 
 CASES = {

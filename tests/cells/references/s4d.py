@@ -5,7 +5,7 @@ y_t = 2·Re(Σ_n C h_t) + D x_t (factor 1 without conjugate symmetry)."""
 import jax.numpy as jnp
 
 from lrnn.cells.s4d import S4D
-from tests.cells.references import Case
+from tests.cells.references import Case, over_time
 
 
 def s4d(cell, p, x, h0):
@@ -15,11 +15,12 @@ def s4d(cell, p, x, h0):
     B_bar = (A_bar - 1) / A * (p["B_re"] + 1j * p["B_im"])
     C = p["C_re"] + 1j * p["C_im"]
     factor = 2.0 if cell.conj_sym else 1.0
-    h, ys = h0, []
-    for t in range(x.shape[1]):
-        h = A_bar * h + B_bar * x[:, t, :, None]
-        ys.append(factor * jnp.real(jnp.sum(C * h, axis=-1)) + p["D"] * x[:, t])
-    return jnp.stack(ys, axis=1), h
+
+    def step(h, x_t):
+        h = A_bar * h + B_bar * x_t[:, :, None]
+        return factor * jnp.real(jnp.sum(C * h, axis=-1)) + p["D"] * x_t, h
+
+    return over_time(step, h0, x, p)
 
 
 CASES = {

@@ -7,7 +7,7 @@ g_t = Λ̄ g_{t+1} + B̄ x_t run backward from g_T = 0, y_t = 2·Re(C̃ h_t + C�
 import jax.numpy as jnp
 
 from lrnn.cells.s5 import S5
-from tests.cells.references import Case
+from tests.cells.references import Case, over_time
 
 
 def s5(cell, p, x, h0):
@@ -22,25 +22,20 @@ def s5(cell, p, x, h0):
         lam_bar = (1 + delta / 2 * lam) / (1 - delta / 2 * lam)
         B_bar = (delta / (1 - delta / 2 * lam))[:, None] * B
     factor = 2.0 if cell.conj_sym else 1.0
-    T = x.shape[1]
-    inputs = [jnp.einsum("pd,bd->bp", B_bar, x[:, t]) for t in range(T)]
 
-    h, forward = h0, []
-    for t in range(T):
-        h = lam_bar * h + inputs[t]
-        forward.append(h)
-    out = [jnp.einsum("dp,bp->bd", p["C_re"] + 1j * p["C_im"], h_t) for h_t in forward]
+    def step(h, x_t):
+        h = lam_bar * h + jnp.einsum("pd,bd->bp", B_bar, x_t)
+        return h, h
+
+    forward, h = over_time(step, h0, x, p)  # (B, T, P)
+    out = jnp.einsum("dp,btp->btd", p["C_re"] + 1j * p["C_im"], forward)
 
     if cell.bidirectional:
-        g, backward = jnp.zeros_like(h0), [None] * T
-        for t in reversed(range(T)):
-            g = lam_bar * g + inputs[t]
-            backward[t] = g
+        backward_reversed, _ = over_time(step, jnp.zeros_like(h0), x[:, ::-1], p)  # g_T … g_1
         C2 = p["C2_re"] + 1j * p["C2_im"]
-        out = [o + jnp.einsum("dp,bp->bd", C2, g_t) for o, g_t in zip(out, backward)]
+        out = out + jnp.einsum("dp,btp->btd", C2, backward_reversed[:, ::-1])
 
-    ys = [factor * jnp.real(o) + p["D"] * x[:, t] for t, o in enumerate(out)]
-    return jnp.stack(ys, axis=1), h
+    return factor * jnp.real(out) + p["D"] * x, h
 
 
 CASES = {
