@@ -64,13 +64,14 @@ import jax.numpy as jnp
 
 from lrnn.cells import checks
 from lrnn.cells.base import Cell
+from lrnn.cells.heads import HeadSizes
 from lrnn.cells.initializers import xavier_uniform
 from lrnn.cells.linear import init_weight
 from lrnn.scan import SoftmaxMonoid
 
 
 @dataclasses.dataclass(frozen=True)
-class Aaren(Cell):
+class Aaren(HeadSizes, Cell):
     d_in: int
     n_heads: int = 1
     d_key: int | None = None  # H·K over all heads; default d_in (K = d_in // n_heads)
@@ -83,16 +84,6 @@ class Aaren(Cell):
         checks.positive_int("d_in", self.d_in)
         checks.head_sizes(self, self.d_in, self.d_in)
         checks.flag("output_projection", self.output_projection)
-
-    @property
-    def key_dim(self) -> int:
-        """K, the key width per head."""
-        return self.d_key // self.n_heads
-
-    @property
-    def value_dim(self) -> int:
-        """V, the value width per head."""
-        return self.d_value // self.n_heads
 
     @property
     def d_out(self) -> int:

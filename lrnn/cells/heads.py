@@ -4,12 +4,31 @@
     l2_normalise:  x / sqrt(Σ x² + ε)  over the last axis (DeltaNet's q and k)
     head_norm:     (x − mean) / sqrt(var + ε) over each head's last axis, no affine (GroupNorm
                    with one group per head, RetNet / GLA output norms; `centre=False` gives RMSNorm)
+    HeadSizes:     key_dim K = d_key / H and value_dim V = d_value / H for a cell with those fields
 """
 
 from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+
+
+class HeadSizes:
+    """Per-head widths of a multi-head cell whose fields n_heads, d_key and d_value are totals."""
+
+    n_heads: int
+    d_key: int
+    d_value: int
+
+    @property
+    def key_dim(self) -> int:
+        """K, the key width per head."""
+        return self.d_key // self.n_heads
+
+    @property
+    def value_dim(self) -> int:
+        """V, the value width per head."""
+        return self.d_value // self.n_heads
 
 
 def split_heads(x: jax.Array, n_heads: int) -> jax.Array:

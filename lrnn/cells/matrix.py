@@ -16,27 +16,18 @@ import jax.numpy as jnp
 
 from lrnn.cells import checks
 from lrnn.cells.base import Cell
+from lrnn.cells.heads import HeadSizes
 
 DEFAULT_CHUNK_SIZE = 64
 
 
-class MatrixCell(Cell):
+class MatrixCell(HeadSizes, Cell):
     """Base class of the matrix-state cells; a subclass defines `chunked` besides the `Cell` parts."""
 
     n_heads: int
     d_key: int  # key width summed over the heads, H·K
     d_value: int  # value width summed over the heads, H·V
     default_chunk_size: ClassVar[int] = DEFAULT_CHUNK_SIZE
-
-    @property
-    def key_dim(self) -> int:
-        """K, the key width per head."""
-        return self.d_key // self.n_heads
-
-    @property
-    def value_dim(self) -> int:
-        """V, the value width per head."""
-        return self.d_value // self.n_heads
 
     @property
     def state_shape(self) -> tuple:

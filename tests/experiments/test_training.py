@@ -4,6 +4,7 @@ over forced host devices equal to one device, and a loss that falls on an easy t
 import json
 import signal
 import subprocess
+import sys
 import textwrap
 import time
 
@@ -77,7 +78,6 @@ DATA_PARALLEL = textwrap.dedent("""
 def test_a_data_parallel_step_on_four_devices_equals_the_single_device_step(tmp_path):
     script = tmp_path / "data_parallel.py"
     script.write_text(DATA_PARALLEL)
-    import sys
     result = subprocess.run([sys.executable, str(script), str(write_tiny(tmp_path))], capture_output=True, text=True,
                             env=environment(devices=4), cwd=ROOT, timeout=300)
     assert result.returncode == 0, result.stderr
