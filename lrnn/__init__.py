@@ -2,7 +2,10 @@
 
 Layers (imports point down): experiments → lrnn.models → lrnn.nn → lrnn.cells → lrnn.scan,
 with pallas_kernels registered into lrnn.scan as methods. The engine's entry point is
-`lrnn.scan.scan` (`from lrnn.scan import scan`).
+`lrnn.scan.scan` (`from lrnn.scan import scan`). Importing lrnn registers the Pallas kernels,
+so `method="pallas"` is available wherever a scan method is taken.
 """
 
 __version__ = "0.1.0"
+
+import pallas_kernels  # noqa: E402,F401  (registers method "pallas" and the chunk kernels)

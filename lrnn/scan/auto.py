@@ -34,12 +34,17 @@ def _nearest(rows, length, lanes):
     return min(rows, key=distance) if rows else None
 
 
+def unmeasured(backend: str | None = None) -> str:
+    """The method for a backend, family or size nothing was measured for."""
+    return _UNMEASURED.get(backend or jax.default_backend(), "associative")
+
+
 def choose(family: str, length: int, lanes: int, backend: str | None = None) -> tuple[str, int]:
     """(method, chunk_size) for a scan of `length` steps over `lanes` independent entries."""
     backend = backend or jax.default_backend()
     row = _nearest(_table().get(backend, {}).get(family, []), length, lanes)
     if row is None:
-        return _UNMEASURED.get(backend, "associative"), DEFAULT_CHUNK_SIZE
+        return unmeasured(backend), DEFAULT_CHUNK_SIZE
     return row["method"], row.get("chunk_size") or DEFAULT_CHUNK_SIZE
 
 

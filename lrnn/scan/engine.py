@@ -12,7 +12,8 @@ Layout: every array of `elements` is batch-first with time at `axis`; states com
 the same layout, the final state without the time axis. The engine never transposes.
 
 Precision: elements and `initial` are promoted to at least float32 (complex64) for the
-scan; states come back in the elements' own result dtype (bf16 in, bf16 out).
+scan; states come back in the elements' own result dtype (bf16 in, bf16 out). A native method
+(the Pallas kernels) gets the elements in that dtype and accumulates in float32 itself.
 
 Gradients: a DiagonalMonoid scan has a custom VJP that is a reverse diagonal scan through
 the same method (see `diagonal_vjp`, which records where that measured cheaper than
@@ -27,7 +28,7 @@ import jax.numpy as jnp
 from lrnn.scan import auto, timeaxis, validation
 from lrnn.scan.diagonal import DiagonalMonoid
 from lrnn.scan.diagonal_vjp import diagonal_scan, uses_reverse_scan_vjp
-from lrnn.scan.methods import get_method, registered_methods
+from lrnn.scan.methods import accepts, get_method, is_native, registered_methods
 from lrnn.scan.monoid import Monoid
 from lrnn.scan.segmented import Segmented
 from lrnn.scan.sequential import start_state
@@ -75,17 +76,21 @@ def scan(
 
     out_dtype = jnp.result_type(*leaves)
     work_dtype = jnp.promote_types(out_dtype, jnp.float32)
-    leaves = tuple(x.astype(work_dtype) for x in leaves)
-    layout = jax.eval_shape(lambda l: monoid.empty_state(timeaxis.at(l, 0, axis)), leaves)
-    initial = validation.check_initial(initial, layout)
-
     length = lead_shape[axis]
     lanes = max(x.size for x in leaves) // length
     if method == "auto":
         method, measured_chunk = auto.choose(monoid.family, length, lanes)
+        if not accepts(method, monoid, out_dtype):
+            method = auto.unmeasured()
         chunk_size = chunk_size or measured_chunk
     elif chunk_size is None:
         chunk_size = auto.chunk_size_for(monoid.family, length, lanes)
+
+    native = is_native(method) and length > 1
+    leaves = tuple(x.astype(out_dtype if native else work_dtype) for x in leaves)
+    layout = jax.eval_shape(lambda l: monoid.empty_state(timeaxis.at(l, 0, axis)),
+                            tuple(jax.ShapeDtypeStruct(x.shape, work_dtype) for x in leaves))
+    initial = validation.check_initial(initial, layout)
 
     if resets is not None:
         if getattr(monoid, "forget", None) is not None:
@@ -96,7 +101,7 @@ def scan(
     if length == 1:
         final = monoid.apply(timeaxis.at(leaves, 0, axis), start_state(monoid, leaves, initial, axis))
         states = timeaxis.expand(final, axis)
-    elif isinstance(monoid, DiagonalMonoid) and uses_reverse_scan_vjp(method):
+    elif isinstance(monoid, DiagonalMonoid) and uses_reverse_scan_vjp(method) and not native:
         a, b = leaves
         h0 = jnp.zeros(layout.shape, layout.dtype) if initial is None else initial
         states, final = diagonal_scan(a, b, h0, method, axis, bool(reverse), chunk_size)

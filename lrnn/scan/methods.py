@@ -17,7 +17,16 @@ empty state), and time at `axis` of every leaf. Methods:
                leaves, which change no state).
 
 `register_method(name, fn)` adds a method (the Pallas kernels register "pallas"); callers
-never change.
+never change. A method registered `native=True` takes the elements in their own dtype (bf16
+stays bf16 in memory), accumulates in float32 itself and carries its own VJP, so the engine
+neither upcasts its inputs nor wraps it in the diagonal reverse-scan VJP. A method registered
+with `accepts` runs only the monoids it accepts; "auto" never picks it for others.
+
+Chunk kernels: the chunkwise closed forms of the matrix-state cells (`decay_attention`,
+`delta_rule` in `lrnn.cells.chunkwise`) are whole computations, not scans of a monoid, so a
+kernel for one registers under the form's name and a method (`register_chunk_kernel(
+"delta_rule", "pallas", fn)`); the form asks `chunk_kernel(name, method)` and runs the kernel
+when there is one. This keeps `lrnn.scan` below both the cells and the kernels.
 """
 
 from __future__ import annotations
@@ -31,10 +40,38 @@ from lrnn.scan import timeaxis
 from lrnn.scan.sequential import sequential, start_state
 
 _REGISTRY: dict[str, Callable] = {}
+_NATIVE: set[str] = set()
+_ACCEPTS: dict[str, Callable] = {}
+_CHUNK_KERNELS: dict[tuple[str, str], Callable] = {}
 
 
-def register_method(name: str, fn: Callable) -> None:
+def register_method(name: str, fn: Callable, *, native: bool = False, accepts: Callable | None = None) -> None:
+    """Add method `name`; `accepts(monoid, dtype) -> bool` says which scans it runs (default: all)."""
     _REGISTRY[name] = fn
+    if native:
+        _NATIVE.add(name)
+    if accepts is not None:
+        _ACCEPTS[name] = accepts
+
+
+def accepts(name: str, monoid, dtype) -> bool:
+    """Whether method `name` runs scans of `monoid` with elements of `dtype` (so "auto" may pick
+    it for them)."""
+    return _ACCEPTS.get(name, lambda *_: True)(monoid, dtype)
+
+
+def is_native(name: str) -> bool:
+    """Whether method `name` takes its inputs' own dtypes and differentiates itself."""
+    return name in _NATIVE
+
+
+def register_chunk_kernel(form: str, method: str, fn: Callable) -> None:
+    _CHUNK_KERNELS[(form, method)] = fn
+
+
+def chunk_kernel(form: str, method: str) -> Callable | None:
+    """The kernel registered for the chunkwise form `form` under `method`, or None."""
+    return _CHUNK_KERNELS.get((form, method))
 
 
 def registered_methods() -> tuple[str, ...]:

@@ -28,7 +28,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from lrnn.cells.chunkwise import inputs, tiles
+from lrnn.cells.chunkwise import inputs, kernels, tiles
 from lrnn.scan import MatrixDecayMonoid, scan
 
 
@@ -73,7 +73,8 @@ def decay_attention(q, k, v, log_decay, initial, *, chunk_size: int, method: str
       v: (B, H, T, V).
       initial: (B, H, K, V), the state before the first token.
       chunk_size: tokens per chunk C (any C ≥ 1; any T).
-      method: the engine's method for the scan across chunks.
+      method: the engine's method for the scan across chunks, or "pallas" for the Pallas
+        kernel (real inputs, no resets); "auto" picks the kernel where it measured faster.
       resets: (B, T) bool or None; True at t starts from a zero state there.
 
     Returns:
@@ -81,6 +82,10 @@ def decay_attention(q, k, v, log_decay, initial, *, chunk_size: int, method: str
     """
     inputs.attention(q, k, v, initial, chunk_size, log_decay=(log_decay, "(B, H, T, K)"))
     length = q.shape[2]
+    kernel = kernels.select("decay_attention", method, length=length, lanes=q.shape[0] * q.shape[1] * q.shape[3]
+                            * v.shape[3], resets=resets, arrays=(q, k, v, log_decay, initial))
+    if kernel is not None:
+        return kernel(q, k, v, log_decay, initial, chunk_size=chunk_size)
     q, k, v, log_decay = (tiles.tile(x, chunk_size) for x in (q, k, v, log_decay))
     segments = tiles.segments(resets, chunk_size)
     b = jnp.cumsum(log_decay, axis=-2)  # (B, H, N, C, K)

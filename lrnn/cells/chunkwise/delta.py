@@ -28,7 +28,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from lrnn.cells.chunkwise import inputs, tiles
+from lrnn.cells.chunkwise import inputs, kernels, tiles
 from lrnn.scan import DenseMonoid, scan
 
 
@@ -62,7 +62,8 @@ def delta_rule(q, k, v, beta, initial, *, log_decay=None, chunk_size: int, metho
       initial: (B, H, K, V), the state before the first token.
       log_decay: (B, H, T) log α_t ≤ 0, or None for α = 1 (DeltaNet).
       chunk_size: tokens per chunk C (any C ≥ 1; any T).
-      method: the engine's method for the scan across chunks.
+      method: the engine's method for the scan across chunks, or "pallas" for the Pallas
+        kernel (no resets); "auto" picks the kernel where it measured faster.
       resets: (B, T) bool or None; True at t starts from a zero state there.
 
     Returns:
@@ -70,6 +71,10 @@ def delta_rule(q, k, v, beta, initial, *, log_decay=None, chunk_size: int, metho
     """
     inputs.attention(q, k, v, initial, chunk_size, beta=(beta, "(B, H, T)"), log_decay=(log_decay, "(B, H, T)"))
     length = q.shape[2]
+    kernel = kernels.select("delta_rule", method, length=length, lanes=q.shape[0] * q.shape[1] * q.shape[3]
+                            * v.shape[3], resets=resets, arrays=(q, k, v, beta, log_decay, initial))
+    if kernel is not None:
+        return kernel(q, k, v, beta, initial, log_decay=log_decay, chunk_size=chunk_size)
     if log_decay is None:
         log_decay = jnp.zeros(beta.shape, beta.dtype)
     q, k, v, beta, log_decay = (tiles.tile(x, chunk_size) for x in (q, k, v, beta, log_decay))
