@@ -66,3 +66,12 @@ def test_readme_models_example_runs_and_generate_extends_the_prompt():
 def test_quick_start_main_job_is_the_parity_comparison():
     assert _quick_start_commands()[0].endswith("python experiments/main.py")
     assert (ROOT / "experiments" / "main.py").is_file()
+
+
+def test_readme_kernels_example_runs_and_its_shapes_hold():
+    namespace = _run_example(4)
+    assert namespace["states"].dtype == namespace["jnp"].bfloat16
+    chex.assert_shape((namespace["states"], namespace["grads"]), (2, 64, 8))
+    chex.assert_shape(namespace["final"], (2, 8))
+    chex.assert_shape(namespace["y"], (2, 40, 16))
+    chex.assert_shape(namespace["S"], (2, 2, 8, 8))

@@ -1,0 +1,60 @@
+"""The kernel benchmark's bookkeeping: it refuses to time interpret mode, its tables report the
+ratios it claims, and --write-auto records the winners without losing other measurements.
+(Timing itself needs a GPU; `python experiments/bench_kernels.py --quick` runs the whole script
+at tiny sizes, about a minute on CPU, and is not part of the suite.)"""
+
+import json
+
+import jax
+import pytest
+
+from experiments import bench_kernels
+from lrnn.scan import auto
+
+FORWARD, TRAIN = bench_kernels.FORWARD, bench_kernels.TRAIN
+
+
+def _results(kernel_s, pure_s, fla_s):
+    """Results shaped like a run's, with the given medians for every chunk record."""
+    chunk = [{"op": op, "length": length, "pass": pass_, "fla": "measured",
+              "median_s": {bench_kernels.KERNEL: kernel_s, bench_kernels.PURE: pure_s, bench_kernels.FLA: fla_s}}
+             for op in ("decay_attention", "delta_rule", "gated_delta_rule") for length in (2048, 8192)
+             for pass_ in (FORWARD, TRAIN)]
+    diagonal = [{"dtype": "float32", "pass": FORWARD, "shape": [8, 8192, 4096], "floor_s": 0.8,
+                 "median_s": {bench_kernels.KERNEL: 1.0, "engine_pallas": 1.1, "engine_associative": 3.0,
+                              "engine_sequential": 2.0}}]
+    return {"chunk": chunk, "diagonal": diagonal, "chunk_shape": dict(batch=8, heads=16, key=128, value=128)}
+
+
+def test_refuses_to_time_interpret_mode_on_cpu():
+    assert jax.default_backend() == "cpu"
+    with pytest.raises(SystemExit, match="interpret mode"):
+        bench_kernels.main([])
+
+
+def test_tables_give_the_ratios():
+    results = _results(kernel_s=2e-3, pure_s=4e-3, fla_s=1e-3)
+    chunk = bench_kernels.chunk_table(results["chunk"])
+    assert "| decay_attention | 2048 | forward | 2 | 4 | 1 | 0.50 | 2.00 |" in chunk
+    diagonal = bench_kernels.diagonal_table(results["diagonal"])
+    assert "| float32 | forward | 1e+03 | 800 | 0.80 | 1.10 | 3.00 | 2.00 |" in diagonal
+
+
+@pytest.mark.parametrize("kernel_s, expected", [(1.0, "pallas"), (3.0, "pure_jax")])
+def test_write_auto_records_the_winner_and_keeps_other_rows(tmp_path, monkeypatch, kernel_s, expected):
+    table_path = tmp_path / "auto_methods.json"
+    backend = jax.default_backend()
+    kept = {"length": 256, "lanes": 4, "method": "sequential", "chunk_size": 16}
+    replaced = {"length": 2048, "lanes": 8 * 16 * 128 * 128, "method": "stale", "chunk_size": 64}
+    table_path.write_text(json.dumps({"tpu": {"delta_rule": [kept]}, backend: {"delta_rule": [kept, replaced]}}))
+    monkeypatch.setattr(auto, "TABLE", table_path)
+
+    bench_kernels.write_auto(bench_kernels.auto_rows(_results(kernel_s=kernel_s, pure_s=2.0, fla_s=1.0)))
+
+    table = json.loads(table_path.read_text())
+    assert table["tpu"] == {"delta_rule": [kept]}
+    rows = table[backend]["delta_rule"]
+    assert rows[0] == kept and [r["length"] for r in rows[1:]] == [2048, 8192]
+    assert all(r["method"] == expected for r in rows[1:])
+    assert table[backend]["decay_attention"][0]["method"] == expected
+    assert table[backend]["diagonal"] == [{"length": 8192, "lanes": 8 * 4096, "method": "pallas"}]
