@@ -63,7 +63,8 @@ import numpy as np
 from jax import lax
 from jax.experimental import pallas as pl
 
-from pallas_kernels.platform import TPU_LANES, TPU_SUBLANES, compiler_params, interpret_mode, kernel_variant, pad_axis, round_up
+from pallas_kernels.platform import (TPU_LANES, TPU_SUBLANES, compiler_params, interpret_mode, kernel_variant,
+                                     pad_axis, round_up)
 
 INPUT_DTYPES = (jnp.float32, jnp.bfloat16, jnp.float16, jnp.complex64)
 _GPU_BLOCK_D, _GPU_BLOCK_T = 128, 16
