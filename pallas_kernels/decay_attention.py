@@ -68,12 +68,12 @@ import jax.numpy as jnp
 from jax import lax
 from jax.experimental import pallas as pl
 
-from pallas_kernels.platform import compiler_params, interpret_mode, kernel_variant, pad_axis, round_up
+from pallas_kernels.chunk_inputs import block_width, check_attention, heads_flat
+from pallas_kernels.matmul import matmul, matmul_nt, matmul_tn
+from pallas_kernels.platform import TPU_LANES, compiler_params, interpret_mode, kernel_variant, pad_axis
 
-CHUNK_SIZES = (16, 32, 64, 128)
+LARGEST_CHUNK = 128  # the sub-block pairs are unrolled: C = 128 is 36 of them
 SUB_BLOCK = 16
-INPUT_DTYPES = (jnp.dtype(jnp.float32), jnp.dtype(jnp.bfloat16))
-_HIGHEST = lax.Precision.HIGHEST
 
 
 # ----------------------------------------------------------------------------- configuration
@@ -95,18 +95,9 @@ class _Config:
         return self.chunk // SUB_BLOCK
 
 
-def _next_power_of_two(n: int) -> int:
-    return 1 << max(n - 1, 0).bit_length()
-
-
 def _config(variant, interpret, chunk, length, key_dim, value_dim) -> _Config:
-    if variant == "tpu":
-        key_pad, value_pad = round_up(key_dim, 128), round_up(value_dim, 128)
-        value_block = 128
-    else:
-        key_pad = max(16, _next_power_of_two(key_dim))
-        value_pad = max(16, _next_power_of_two(value_dim))
-        value_block = min(value_pad, 64)
+    key_pad, value_pad = block_width(key_dim, variant), block_width(value_dim, variant)
+    value_block = TPU_LANES if variant == "tpu" else min(value_pad, 64)
     return _Config(variant, interpret, chunk, -(-length // chunk), key_pad, value_pad, value_block)
 
 
@@ -115,12 +106,6 @@ def _compiler_params(cfg: _Config, semantics):
 
 
 # ----------------------------------------------------------------------------- in-kernel math
-
-def _dot(a, b, contract=(1, 0)):
-    """a · b contracting a's axis contract[0] with b's axis contract[1], float32 result."""
-    dims = (((contract[0],), (contract[1],)), ((), ()))
-    return lax.dot_general(a, b, dims, precision=_HIGHEST, preferred_element_type=jnp.float32)
-
 
 def _load(ref, rows, size):
     """Rows [rows, rows + size) of a 2-D ref, in float32."""
@@ -170,13 +155,13 @@ def _chunk_outputs(chunk, q_ref, k_ref, v_ref, b_ref, o_ref, state_t):
     """Writes o for every row of the chunk; state_t is Sᵀ (bv, K) entering it."""
     for i in range(chunk.n_sub):
         q_i, b_i = chunk.rows(q_ref, i), chunk.rows(b_ref, i)
-        out = _dot(q_i * jnp.exp(b_i), state_t, (1, 1))
+        out = matmul_nt(q_i * jnp.exp(b_i), state_t)
         for j in range(i):
             q_ij, k_j, _ = _scores_below(chunk, q_ref, k_ref, b_ref, i, j)
-            out += _dot(_dot(q_ij, k_j, (1, 1)), chunk.rows(v_ref, j))
+            out += matmul(matmul_nt(q_ij, k_j), chunk.rows(v_ref, j))
         k_i = chunk.rows(k_ref, i)
         diagonal = jnp.sum(q_i[:, None, :] * k_i[None, :, :] * _diagonal_decays(b_i), axis=-1)
-        out += _dot(diagonal, chunk.rows(v_ref, i))
+        out += matmul(diagonal, chunk.rows(v_ref, i))
         o_ref[pl.ds(chunk.row0 + i * chunk.c, chunk.c), :] = out.astype(o_ref.dtype)
 
 
@@ -188,7 +173,7 @@ def _chunk_update(chunk, x_ref, y_ref, b_ref, state_t, weight):
     for j in range(chunk.n_sub):
         b_j = chunk.rows(b_ref, j)
         w_j = jnp.exp(b_last - b_j) if weight == "leaving" else jnp.exp(b_j)
-        state_t += _dot(chunk.rows(y_ref, j), chunk.rows(x_ref, j) * w_j, (0, 0))
+        state_t += matmul_tn(chunk.rows(y_ref, j), chunk.rows(x_ref, j) * w_j)
     return state_t
 
 
@@ -294,26 +279,26 @@ def _gradient_kernel(cfg: _Config):
         for j in range(m):                                # inter-chunk parts of dk, dv
             k_j, v_j = chunk.rows(k_ref, j), chunk.rows(v_ref, j)
             w_j = jnp.exp(b_last - chunk.rows(b_ref, j))
-            dk_inter = w_j * _dot(v_j, g_t)
+            dk_inter = w_j * matmul(v_j, g_t)
             leaving_sum += jnp.sum(k_j * dk_inter, axis=0, keepdims=True)
             dk[j] = dk_inter
-            dv[j] = _dot(k_j * w_j, g_t, (1, 1))
+            dv[j] = matmul_nt(k_j * w_j, g_t)
         for i in range(m):
             q_i, k_i, b_i = chunk.rows(q_ref, i), chunk.rows(k_ref, i), chunk.rows(b_ref, i)
             do_i = chunk.rows(do_ref, i)
-            dq_i = jnp.exp(b_i) * _dot(do_i, s0_t)
+            dq_i = jnp.exp(b_i) * matmul(do_i, s0_t)
             for j in range(i):
                 q_ij, k_j, r = _scores_below(chunk, q_ref, k_ref, b_ref, i, j)
-                dp = _dot(do_i, chunk.rows(v_ref, j), (1, 1))
-                dq_i += jnp.exp(b_i - r) * _dot(dp, k_j)
-                dk[j] += jnp.exp(r - chunk.rows(b_ref, j)) * _dot(dp, q_ij, (0, 0))
-                dv[j] += _dot(_dot(q_ij, k_j, (1, 1)), do_i, (0, 0))
+                dp = matmul_nt(do_i, chunk.rows(v_ref, j))
+                dq_i += jnp.exp(b_i - r) * matmul(dp, k_j)
+                dk[j] += jnp.exp(r - chunk.rows(b_ref, j)) * matmul_tn(dp, q_ij)
+                dv[j] += matmul_tn(matmul_nt(q_ij, k_j), do_i)
             decays = _diagonal_decays(b_i)
-            dp = jnp.where(_causal(chunk.c), _dot(do_i, chunk.rows(v_ref, i), (1, 1)), 0.0)
+            dp = jnp.where(_causal(chunk.c), matmul_nt(do_i, chunk.rows(v_ref, i)), 0.0)
             scores = jnp.sum(q_i[:, None, :] * k_i[None, :, :] * decays, axis=-1)
             dq_i += jnp.sum(dp[:, :, None] * k_i[None, :, :] * decays, axis=1)
             dk[i] += jnp.sum(dp[:, :, None] * q_i[:, None, :] * decays, axis=0)
-            dv[i] += _dot(scores, do_i, (0, 0))
+            dv[i] += matmul_tn(scores, do_i)
             rows = pl.ds(i * chunk.c, chunk.c)
             dq_ref[rows, :] = dq_i.astype(dq_ref.dtype)
             db_ref[rows, :] = q_i * dq_i
@@ -380,52 +365,6 @@ _attention.defvjp(_attention_fwd, _attention_bwd)
 
 # ----------------------------------------------------------------------------- public function
 
-def _shape_text(shape) -> str:
-    return "(" + ", ".join(str(s) for s in shape) + ")"
-
-
-def _check(q, k, v, log_decay, initial, chunk_size):
-    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size not in CHUNK_SIZES:
-        raise ValueError(f"chunk_size must be one of {CHUNK_SIZES} (a power of two ≥ 16: Triton's "
-                         f"matmul blocks), got {chunk_size!r}")
-    arrays = dict(q=q, k=k, v=v, log_decay=log_decay) | ({} if initial is None else dict(initial=initial))
-    for name, x in arrays.items():
-        if not hasattr(x, "shape") or not hasattr(x, "dtype"):
-            raise TypeError(f"{name} must be an array, got {type(x).__name__}")
-        if jnp.issubdtype(x.dtype, jnp.complexfloating):
-            raise TypeError(f"{name} is complex ({x.dtype}): the Pallas decay_attention kernel takes real "
-                            "decays and real inputs; for a complex (rotating) decay use the pure-JAX "
-                            "lrnn.cells.chunkwise.decay_attention")
-        if not jnp.issubdtype(x.dtype, jnp.floating):
-            raise TypeError(f"{name} must be a real floating array, got dtype {x.dtype}")
-    for name, x in dict(q=q, k=k, v=v, log_decay=log_decay).items():
-        if jnp.dtype(x.dtype) not in INPUT_DTYPES:
-            raise TypeError(f"{name} must be float32 or bfloat16, got dtype {x.dtype}")
-        if x.ndim != 4:
-            layout = "(B, H, T, V)" if name == "v" else "(B, H, T, K)"
-            raise ValueError(f"{name} must have shape {layout}, got {_shape_text(x.shape)}")
-    if not (q.dtype == k.dtype == v.dtype):
-        raise TypeError(f"q, k and v must share one dtype, got {q.dtype}, {k.dtype}, {v.dtype}")
-    batch, heads, length, key_dim = q.shape
-    expected = dict(k=(k, (batch, heads, length, key_dim), "(B, H, T, K) like q"),
-                    log_decay=(log_decay, (batch, heads, length, key_dim), "(B, H, T, K) like q"),
-                    v=(v, (batch, heads, length, v.shape[-1]), "(B, H, T, V) with q's B, H, T"))
-    if initial is not None:
-        expected["initial"] = (initial, (batch, heads, key_dim, v.shape[-1]), "(B, H, K, V)")
-    for name, (x, shape, layout) in expected.items():
-        if tuple(x.shape) != shape:
-            raise ValueError(f"{name} must have shape {layout} = {_shape_text(shape)}, got {_shape_text(x.shape)}")
-    if min(q.shape) == 0 or v.shape[-1] == 0:
-        raise ValueError(f"q and v must have no empty axis, got q {_shape_text(q.shape)}, v {_shape_text(v.shape)}")
-
-
-def _flatten(x, length_pad, width_pad):
-    """(B, H, T, D) -> (B·H, Tp, Dp), zero padded."""
-    batch, heads = x.shape[:2]
-    x = x.reshape((batch * heads,) + x.shape[2:])
-    return pad_axis(pad_axis(x, 1, length_pad), 2, width_pad)
-
-
 def decay_attention(q, k, v, log_decay, initial=None, *, chunk_size: int = 64, variant: str | None = None,
                     interpret: bool | None = None):
     """o_t = S_tᵀ q_t with S_t = Diag(e^{log_decay_t}) S_{t−1} + k_t v_tᵀ, as Pallas kernels.
@@ -439,7 +378,7 @@ def decay_attention(q, k, v, log_decay, initial=None, *, chunk_size: int = 64, v
         pure-JAX `lrnn.cells.chunkwise.decay_attention` for those.
       initial: (B, H, K, V) real floating, or None (zeros): the state before the first token,
         used in float32.
-      chunk_size: tokens per chunk C, one of 16, 32, 64, 128. Any T (padded to whole chunks).
+      chunk_size: tokens per chunk C, a power of two from 16 to 128. Any T (padded to whole chunks).
       variant: "gpu" | "tpu" | None (the backend's): which grid layout the kernels use.
       interpret: True | False | None (interpret on CPU only), as Pallas `interpret`.
 
@@ -450,7 +389,10 @@ def decay_attention(q, k, v, log_decay, initial=None, *, chunk_size: int = 64, v
     Differentiable (custom VJP) in q, k, v, log_decay and initial; see the module docstring.
     No resets: the caller handles packed sequences.
     """
-    _check(q, k, v, log_decay, initial, chunk_size)
+    if log_decay is None:
+        raise TypeError("log_decay must be an array (B, H, T, K), got None")
+    check_attention("decay_attention", q, k, v, initial, chunk_size, LARGEST_CHUNK,
+                    log_decay=(log_decay, "(B, H, T, K)"))
     batch, heads, length, key_dim = q.shape
     value_dim = v.shape[-1]
     cfg = _config(kernel_variant(variant), interpret_mode(interpret), chunk_size, length, key_dim, value_dim)
@@ -458,14 +400,14 @@ def decay_attention(q, k, v, log_decay, initial=None, *, chunk_size: int = 64, v
     if initial is None:
         initial = jnp.zeros((batch, heads, key_dim, value_dim), jnp.float32)
 
-    decays = _flatten(log_decay.astype(jnp.float32), length_pad, cfg.key_pad)
+    decays = heads_flat(log_decay.astype(jnp.float32), length_pad, cfg.key_pad)
     tiled = decays.reshape(decays.shape[0], cfg.n_chunks, cfg.chunk, cfg.key_pad)
     b = jnp.cumsum(tiled, axis=2).reshape(decays.shape)
     h0_t = jnp.swapaxes(initial.astype(jnp.float32), -1, -2).reshape(batch * heads, value_dim, key_dim)
     h0_t = pad_axis(pad_axis(h0_t, 1, cfg.value_pad), 2, cfg.key_pad)
 
-    o, final_t = _attention(cfg, _flatten(q, length_pad, cfg.key_pad), _flatten(k, length_pad, cfg.key_pad),
-                            _flatten(v, length_pad, cfg.value_pad), b, h0_t)
+    o, final_t = _attention(cfg, heads_flat(q, length_pad, cfg.key_pad), heads_flat(k, length_pad, cfg.key_pad),
+                            heads_flat(v, length_pad, cfg.value_pad), b, h0_t)
     o = o[:, :length, :value_dim].reshape(batch, heads, length, value_dim)
     final = jnp.swapaxes(final_t[:, :value_dim, :key_dim], -1, -2).reshape(batch, heads, key_dim, value_dim)
     return o, final

@@ -67,33 +67,15 @@ import jax.numpy as jnp
 from jax import lax
 from jax.experimental import pallas as pl
 
-from pallas_kernels.platform import TPU_LANES, compiler_params, interpret_mode, kernel_variant, pad_axis, round_up
+from pallas_kernels.chunk_inputs import block_width, check_attention, heads_flat
+from pallas_kernels.matmul import matmul, matmul_nt, matmul_tn
+from pallas_kernels.platform import compiler_params, interpret_mode, kernel_variant, pad_axis, round_up
 
-INPUT_DTYPES = (jnp.dtype(jnp.float32), jnp.dtype(jnp.bfloat16))
-MIN_CHUNK = 16
 F32 = jnp.float32
 
 
 # --------------------------------------------------------------------------- chunk math
 # Traced inside the kernels on loaded float32 tiles; _adjoint_terms also runs outside (vmapped).
-
-def _mm(a, b):
-    """a @ b, float32 accumulation at full precision (no TF32/bf16 passes)."""
-    return lax.dot_general(a, b, (((a.ndim - 1,), (0,)), ((), ())),
-                           precision=lax.Precision.HIGHEST, preferred_element_type=F32)
-
-
-def _mm_nt(a, b):
-    """a @ bᵀ, float32 accumulation at full precision."""
-    return lax.dot_general(a, b, (((a.ndim - 1,), (b.ndim - 1,)), ((), ())),
-                           precision=lax.Precision.HIGHEST, preferred_element_type=F32)
-
-
-def _mm_tn(a, b):
-    """aᵀ @ b, float32 accumulation at full precision."""
-    return lax.dot_general(a, b, (((0,), (0,)), ((), ())),
-                           precision=lax.Precision.HIGHEST, preferred_element_type=F32)
-
 
 def _grid_ids(size):
     rows = lax.broadcasted_iota(jnp.int32, (size, size), 0)
@@ -126,7 +108,7 @@ def _inverse_differentiable(a):
 def _inverse_jvp(primals, tangents):
     (a,), (da,) = primals, tangents
     x = unit_lower_inverse(a)
-    return x, -_mm(_mm(x, da), x)
+    return x, -matmul(matmul(x, da), x)
 
 
 def _chunk_parts(q, k, v, beta, b, b_row, inverse):
@@ -136,20 +118,20 @@ def _chunk_parts(q, k, v, beta, b, b_row, inverse):
     causal = cols <= rows
     gamma = jnp.where(causal, jnp.exp(jnp.where(causal, b - b_row, 0.0)), 0.0)
     strict = jnp.where(cols < rows, gamma, 0.0)
-    solve = inverse(beta * _mm_nt(k, k) * strict)
+    solve = inverse(beta * matmul_nt(k, k) * strict)
     entry = jnp.exp(b)
-    u = _mm(solve, beta * v)
-    w = _mm(solve, (beta * entry) * k)
-    return entry, _mm_nt(q, k) * gamma, u, w
+    u = matmul(solve, beta * v)
+    w = matmul(solve, (beta * entry) * k)
+    return entry, matmul_nt(q, k) * gamma, u, w
 
 
 def _chunk_step(q, k, v, beta, b, b_row, k_leave_t, carry, state):
     """One chunk: (o (C, V), state leaving (K, V)) from the state entering (K, V).
     k_leave_t is K̃ᵀ (K, C), carry e^{b_C} (1, 1); other shapes as in _chunk_parts."""
     entry, scores, u, w = _chunk_parts(q, k, v, beta, b, b_row, unit_lower_inverse)
-    delta = u - _mm(w, state)
-    o = entry * _mm(q, state) + _mm(scores, delta)
-    return o, carry * state + _mm(k_leave_t, delta)
+    delta = u - matmul(w, state)
+    o = entry * matmul(q, state) + matmul(scores, delta)
+    return o, carry * state + matmul(k_leave_t, delta)
 
 
 def _chunk_local(q, k, v, beta, b, b_row, b_last, state):
@@ -157,15 +139,15 @@ def _chunk_local(q, k, v, beta, b, b_row, b_last, state):
     backward differentiates (in the local-gradient kernel). b enters twice, as the column b
     and the row b_row; the caller sums their cotangents."""
     entry, scores, u, w = _chunk_parts(q, k, v, beta, b, b_row, _inverse_differentiable)
-    delta = u - _mm(w, state)
-    o = entry * _mm(q, state) + _mm(scores, delta)
-    return o, jnp.exp(b_last) * state + _mm_tn(jnp.exp(b_last - b) * k, delta)
+    delta = u - matmul(w, state)
+    o = entry * matmul(q, state) + matmul(scores, delta)
+    return o, jnp.exp(b_last) * state + matmul_tn(jnp.exp(b_last - b) * k, delta)
 
 
 def _adjoint_terms(q, k, v, beta, b):
     """Wᵀ and Pᵀ = (∂O/∂S_0)ᵀ (K, C) of one chunk; beta, b (C,)."""
     entry, scores, _, w = _chunk_parts(q, k, v, beta[:, None], b[:, None], b[None, :], unit_lower_inverse)
-    return w.T, (entry * q - _mm(scores, w)).T
+    return w.T, (entry * q - matmul(scores, w)).T
 
 
 # --------------------------------------------------------------------------- kernels
@@ -221,8 +203,8 @@ def _cotangent_kernel(w_t_ref, p_t_ref, k_leave_ref, d_o_ref, carry_ref, d_final
     def step(n, g):
         rows, at = _chunk_at(config, n)
         g_ref[0, at, :, :] = g
-        pulled = _mm(w_t_ref[0, at, :, :], _mm(k_leave_ref[0, rows, :], g))
-        return carry_ref[0, at, :, :] * g - pulled + _mm(p_t_ref[0, at, :, :], d_o_ref[0, rows, :])
+        pulled = matmul(w_t_ref[0, at, :, :], matmul(k_leave_ref[0, rows, :], g))
+        return carry_ref[0, at, :, :] * g - pulled + matmul(p_t_ref[0, at, :, :], d_o_ref[0, rows, :])
 
     if config.variant == "gpu":
         d_initial_ref[0, :, :] = lax.fori_loop(
@@ -406,52 +388,6 @@ _delta_core.defvjp(_delta_core_fwd, _delta_core_bwd)
 
 # --------------------------------------------------------------------------- public API
 
-def _shape_text(shape) -> str:
-    return "(" + ", ".join(str(s) for s in shape) + ")"
-
-
-def _check(q, k, v, beta, initial, log_decay, chunk_size) -> None:
-    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < MIN_CHUNK \
-            or chunk_size & (chunk_size - 1):
-        raise ValueError(f"chunk_size must be a power of two ≥ {MIN_CHUNK} (16, 32, 64, …), got {chunk_size!r}")
-    for name, x in (("q", q), ("k", k), ("v", v)):
-        if getattr(x, "ndim", None) != 4:
-            layout = "(B, H, T, V)" if name == "v" else "(B, H, T, K)"
-            raise ValueError(f"{name} must have shape {layout}, got {_shape_text(getattr(x, 'shape', ()))}")
-    if jnp.dtype(q.dtype) not in INPUT_DTYPES:
-        raise TypeError(f"q must be float32 or bfloat16, got dtype {q.dtype}")
-    for name, x in (("k", k), ("v", v)):
-        if x.dtype != q.dtype:
-            raise TypeError(f"{name} must have q's dtype {q.dtype}, got dtype {x.dtype}")
-    batch, heads, length, width = q.shape
-    if length < 1:
-        raise ValueError(f"q must have at least one token (T ≥ 1), got shape {_shape_text(q.shape)}")
-    values = v.shape[-1]
-    expected = {"k": (k, (batch, heads, length, width), "(B, H, T, K) like q"),
-                "v": (v, (batch, heads, length, values), "(B, H, T, V) with q's B, H, T"),
-                "beta": (beta, (batch, heads, length), "(B, H, T)")}
-    if log_decay is not None:
-        expected["log_decay"] = (log_decay, (batch, heads, length), "(B, H, T)")
-    if initial is not None:
-        expected["initial"] = (initial, (batch, heads, width, values), "(B, H, K, V)")
-    for name, (x, shape, layout) in expected.items():
-        if tuple(x.shape) != shape:
-            raise ValueError(f"{name} must have shape {layout} = {_shape_text(shape)}, got {_shape_text(x.shape)}")
-    for name, x in (("beta", beta), ("log_decay", log_decay)):
-        if x is not None and jnp.dtype(x.dtype) not in INPUT_DTYPES:
-            raise TypeError(f"{name} must be float32 or bfloat16, got dtype {x.dtype}")
-    if initial is not None and jnp.dtype(initial.dtype) != jnp.dtype(F32):
-        raise TypeError(f"initial must be float32, got dtype {initial.dtype}")
-
-
-def _padded_width(n: int, variant: str) -> int:
-    """K or V as the kernel's blocks hold it: a power of two ≥ 16 on GPU (dot tiles), a
-    multiple of 128 lanes on TPU."""
-    if variant == "gpu":
-        return max(16, 1 << (n - 1).bit_length())
-    return round_up(n, TPU_LANES)
-
-
 def delta_rule(q, k, v, beta, initial=None, *, log_decay=None, chunk_size: int = 64, variant=None,
                interpret=None):
     """Chunkwise (gated) delta rule: o_t = S_tᵀ q_t, S_t = α_t (I − β_t k_t k_tᵀ) S_{t−1} + β_t k_t v_tᵀ.
@@ -465,7 +401,8 @@ def delta_rule(q, k, v, beta, initial=None, *, log_decay=None, chunk_size: int =
       beta: (B, H, T) float32 or bfloat16, write strengths, expected in (0, 2) (β ∈ (0, 1):
         eigenvalues of I − β k kᵀ in (0, 1] for unit k; β ∈ (0, 2): in (−1, 1]). Not
         checked (values are traced).
-      initial: (B, H, K, V) float32 state before the first token, or None for zeros.
+      initial: (B, H, K, V) real floating state before the first token (used in float32), or
+        None for zeros.
       log_decay: (B, H, T) float32 or bfloat16, log α_t ≤ 0 (gated DeltaNet), or None for
         α = 1 (DeltaNet). Not checked for sign (values are traced).
       chunk_size: C, a power of two ≥ 16. T needs not be a multiple of C.
@@ -477,28 +414,24 @@ def delta_rule(q, k, v, beta, initial=None, *, log_decay=None, chunk_size: int =
 
     Accumulation is float32 throughout; bfloat16 inputs are cast to float32 on load.
     """
-    _check(q, k, v, beta, initial, log_decay, chunk_size)
+    check_attention("delta_rule", q, k, v, initial, chunk_size, beta=(beta, "(B, H, T)"),
+                    log_decay=(log_decay, "(B, H, T)"))
     config = _Config(chunk_size, kernel_variant(variant), interpret_mode(interpret))
     batch, heads, length, width = q.shape
     values = v.shape[-1]
     groups = batch * heads
     padded_length = round_up(length, chunk_size)
-    padded_width, padded_values = (_padded_width(n, config.variant) for n in (width, values))
+    padded_width, padded_values = (block_width(n, config.variant) for n in (width, values))
     if initial is None:
         initial = jnp.zeros((batch, heads, width, values), F32)
     if log_decay is None:
         log_decay = jnp.zeros(beta.shape, F32)
 
-    def flat(x, widths=()):
-        x = pad_axis(x.reshape((groups,) + x.shape[2:]), 1, padded_length)
-        for axis, size in widths:
-            x = pad_axis(x, axis, size)
-        return x
-
     o, final = _delta_core(
         config,
-        flat(q, [(2, padded_width)]), flat(k, [(2, padded_width)]), flat(v, [(2, padded_values)]),
-        flat(beta.astype(F32)), flat(log_decay.astype(F32)),
-        pad_axis(pad_axis(initial.reshape(groups, width, values), 1, padded_width), 2, padded_values))
+        heads_flat(q, padded_length, padded_width), heads_flat(k, padded_length, padded_width),
+        heads_flat(v, padded_length, padded_values), heads_flat(beta.astype(F32), padded_length),
+        heads_flat(log_decay.astype(F32), padded_length),
+        pad_axis(pad_axis(initial.astype(F32).reshape(groups, width, values), 1, padded_width), 2, padded_values))
     o = o[:, :length, :values].reshape(batch, heads, length, values)
     return o, final[:, :width, :values].reshape(batch, heads, width, values)

@@ -147,7 +147,7 @@ GOOD = dict(q=zeros(B, H, T, K), k=zeros(B, H, T, K), v=zeros(B, H, T, V), log_d
             initial=zeros(B, H, K, V))
 BAD = [
     ("complex-decay", dict(log_decay=zeros(B, H, T, K, dtype=jnp.complex64)), TypeError,
-     r"log_decay is complex .*takes real decays.*lrnn\.cells\.chunkwise\.decay_attention"),
+     r"log_decay is complex .*takes real inputs.*lrnn\.cells\.chunkwise\.decay_attention"),
     ("complex-q", dict(q=zeros(B, H, T, K, dtype=jnp.complex64)), TypeError, r"q is complex"),
     ("integer-v", dict(v=zeros(B, H, T, V, dtype=jnp.int32)), TypeError, r"v must be a real floating array, got dtype int32"),
     ("float64-k", dict(k=zeros(B, H, T, K, dtype=jnp.float64)), TypeError, r"k must be float32 or bfloat16, got dtype float64"),
@@ -159,9 +159,10 @@ BAD = [
     ("v-length", dict(v=zeros(B, H, T + 1, V)), ValueError, r"v must have shape \(B, H, T, V\) with q's B, H, T"),
     ("initial-transposed", dict(initial=zeros(B, H, V, K)), ValueError,
      r"initial must have shape \(B, H, K, V\) = \(2, 1, 5, 3\), got \(2, 1, 3, 5\)"),
-    ("chunk-not-power", dict(chunk_size=24), ValueError, r"chunk_size must be one of \(16, 32, 64, 128\).*got 24"),
-    ("chunk-small", dict(chunk_size=8), ValueError, r"chunk_size must be one of .*got 8"),
-    ("chunk-float", dict(chunk_size=16.0), ValueError, r"chunk_size must be one of .*got 16.0"),
+    ("chunk-not-power", dict(chunk_size=24), ValueError, r"chunk_size must be a power of two 16 … 128 .*got 24"),
+    ("chunk-small", dict(chunk_size=8), ValueError, r"chunk_size must be a power of two .*got 8"),
+    ("chunk-large", dict(chunk_size=256), ValueError, r"chunk_size must be a power of two 16 … 128 .*got 256"),
+    ("chunk-float", dict(chunk_size=16.0), ValueError, r"chunk_size must be a power of two .*got 16.0"),
     ("variant", dict(variant="cpu"), ValueError, r"variant must be one of \('gpu', 'tpu'\)"),
 ]
 

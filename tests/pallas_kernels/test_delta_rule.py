@@ -154,12 +154,12 @@ def _valid(length=5):
     (dict(beta=jnp.zeros((B, H, 5, K), jnp.float32)), ValueError, r"beta must have shape \(B, H, T\)"),
     (dict(log_decay=jnp.zeros((B, H, 5, K), jnp.float32)), ValueError, r"log_decay must have shape \(B, H, T\)"),
     (dict(initial=jnp.zeros((B, H, V, K), jnp.float32)), ValueError, r"initial must have shape \(B, H, K, V\) = \(1, 2, 8, 6\)"),
-    (dict(initial=jnp.zeros((B, H, K, V), jnp.bfloat16)), TypeError, r"initial must be float32, got dtype bfloat16"),
+    (dict(initial=jnp.zeros((B, H, K, V), jnp.int32)), TypeError, r"initial must be a real floating array, got dtype int32"),
     (dict(q=jnp.zeros((B, H, 5, K), jnp.float64), k=jnp.zeros((B, H, 5, K), jnp.float64)), TypeError,
      r"q must be float32 or bfloat16, got dtype float64"),
-    (dict(k=jnp.zeros((B, H, 5, K), jnp.bfloat16)), TypeError, r"k must have q's dtype float32, got dtype bfloat16"),
-    (dict(beta=jnp.zeros((B, H, 5), jnp.int32)), TypeError, r"beta must be float32 or bfloat16, got dtype int32"),
-    (_valid(length=0), ValueError, r"at least one token \(T ≥ 1\), got shape \(1, 2, 0, 8\)"),
+    (dict(k=jnp.zeros((B, H, 5, K), jnp.bfloat16)), TypeError, r"q, k and v must share one dtype, got float32, bfloat16, float32"),
+    (dict(beta=jnp.zeros((B, H, 5), jnp.int32)), TypeError, r"beta must be a real floating array, got dtype int32"),
+    (_valid(length=0), ValueError, r"at least one token\), got q \(1, 2, 0, 8\)"),
     (dict(variant="cuda"), ValueError, r"variant must be one of \('gpu', 'tpu'\)"),
 ])
 def test_bad_input_is_named(change, error, message):

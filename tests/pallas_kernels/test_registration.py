@@ -90,6 +90,29 @@ def test_engine_pallas_keeps_bf16():
     chex.assert_trees_all_close(to64((states, final)), expected, rtol=2e-2, atol=2e-2)
 
 
+def test_kernels_under_vmap_equal_the_batched_call():
+    """vmap adds a grid axis to the kernels (and batches their VJPs): the same numbers as one
+    call with the vmapped axis folded into the batch."""
+    a, b, _, _, _ = _diagonal_problem(False)
+    a, b = (jnp.asarray(x, jnp.float32) for x in (a, b))
+    diagonal = lambda a, b: scan(DiagonalMonoid(), (a, b), axis=1, method="pallas")  # noqa: E731
+    rng = np.random.default_rng(2)
+    q, k, log_decay = (jnp.asarray(rng.normal(size=(2, 1, 2, 20, 4)), jnp.float32) for _ in range(3))
+    v = jnp.asarray(rng.normal(size=(2, 1, 2, 20, 3)), jnp.float32)
+    state = jnp.zeros((2, 1, 2, 4, 3), jnp.float32)
+    decay = lambda *xs: decay_attention(*xs, chunk_size=16, method="pallas")  # noqa: E731
+    fold = lambda tree: jax.tree_util.tree_map(lambda x: x.reshape((-1,) + x.shape[2:]), tree)  # noqa: E731
+
+    @jax.jit
+    def both(a, b, q, k, v, log_decay, state):
+        return ((jax.vmap(diagonal)(a, b), scan(DiagonalMonoid(), (a, b), axis=2, method="pallas")),
+                (fold(jax.vmap(decay)(q, k, v, -jnp.abs(log_decay), state)),
+                 decay(*fold((q, k, v, -jnp.abs(log_decay), state)))))
+
+    for stacked, batched in both(a, b, q, k, v, log_decay, state):
+        chex.assert_trees_all_close(stacked, batched, rtol=1e-6, atol=1e-6)
+
+
 def test_engine_pallas_refuses_other_monoids():
     decay = jnp.full((2, 5, 3), 0.5)
     update = jnp.ones((2, 5, 3, 4))
