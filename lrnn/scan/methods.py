@@ -15,6 +15,8 @@ empty state), and time at `axis` of every leaf. Methods:
                scan over the n summaries gives the state entering each chunk; (3) each chunk is
                re-run from that state. Any C ≥ 1 and any T (the tail is padded with identity
                leaves, which change no state).
+  pallas       (registered by `pallas_kernels`, which `import lrnn` imports) the Pallas
+               diagonal-scan kernel with its fused reverse-scan VJP; DiagonalMonoid only.
 
 `register_method(name, fn)` adds a method (the Pallas kernels register "pallas"); callers
 never change. A method registered `native=True` takes the elements in their own dtype (bf16
