@@ -19,7 +19,7 @@ What is measured, all in one run so the ratios share the machine's state:
   chunk        B = 8, H = 16, K = V = 128, T ∈ {2048, 8192}, bf16 inputs, chunk 64:
                decay_attention (GLA: per-key log decay log σ(·)/16) and delta_rule (DeltaNet, unit
                keys, β = σ(·); and gated, scalar log decay), each as the Pallas kernel, the pure-JAX
-               chunkwise form (`lrnn.cells.chunkwise`, engine "auto" across chunks) and fla's
+               chunkwise form (`lrnn.cells.chunkwise`, the engine's associative scan across chunks) and fla's
                `chunk_gla` / `chunk_delta_rule` / `chunk_gated_delta_rule` (PyTorch + Triton; "not
                available" when fla or torch does not import), forward and forward+backward (the
                gradient of Σ o·c for a fixed random c with respect to every input). Target: the
@@ -58,7 +58,7 @@ import numpy as np  # noqa: E402
 
 from experiments import benchlib  # noqa: E402
 from lrnn.cells import chunkwise  # noqa: E402
-from lrnn.scan import DiagonalMonoid, scan  # noqa: E402
+from lrnn.scan import DiagonalMonoid, auto, scan  # noqa: E402
 from pallas_kernels import decay_attention, delta_rule, diagonal_scan  # noqa: E402
 
 SECTION = "## Pallas kernels (experiments/bench_kernels.py)"
@@ -85,11 +85,11 @@ def train_step(fn: Callable, n_inputs: int) -> Callable:
 
 
 def diagonal_candidates() -> dict[str, Callable]:
-    engine = {m: (lambda a, b, m=m: scan(DiagonalMonoid(), (a, b), method=m)) for m in ("associative", "chunked",
-                                                                                        "sequential")}
-    return {KERNEL: lambda a, b: diagonal_scan(a, b), "engine_pallas": lambda a, b: scan(DiagonalMonoid(), (a, b),
-                                                                                        method="pallas"),
-            **{f"engine_{m}": fn for m, fn in engine.items()}}
+    """The kernel called directly, and the engine's "pallas" and pure-JAX methods."""
+    def engine(method):
+        return lambda a, b: scan(DiagonalMonoid(), (a, b), method=method)
+    return {KERNEL: lambda a, b: diagonal_scan(a, b),
+            **{f"engine_{m}": engine(m) for m in ("pallas", "associative", "chunked", "sequential")}}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,7 +101,7 @@ class ChunkOp:
     gated: bool
 
     def inputs(self, key, batch, heads, length, width_k, width_v, dtype):
-        """(q, k, v, gate[, log_decay]) in the (B, H, T, ·) layout, and fla's (B, T, H, ·) tensors."""
+        """(q, k, v, gate[, log_decay]) in the (B, H, T, ·) layout, in `dtype`."""
         kq, kk, kv, kg, kb = jax.random.split(key, 5)
         q = jax.random.normal(kq, (batch, heads, length, width_k)) * width_k**-0.5
         k = jax.random.normal(kk, (batch, heads, length, width_k))
@@ -117,23 +117,30 @@ class ChunkOp:
         return tuple(x.astype(dtype) for x in arrays)
 
 
-def _delta(fn, gated):
+def _zero_state(q, v):
+    return jnp.zeros(q.shape[:2] + (q.shape[3], v.shape[3]), jnp.float32)
+
+
+def _delta(fn, gated, **method):
     if gated:
-        return lambda q, k, v, beta, g: fn(q, k, v, beta, jnp.zeros(q.shape[:2] + (q.shape[3], v.shape[3]), jnp.float32),
-                                           log_decay=g, chunk_size=CHUNK_SIZE)
-    return lambda q, k, v, beta: fn(q, k, v, beta, jnp.zeros(q.shape[:2] + (q.shape[3], v.shape[3]), jnp.float32),
-                                    chunk_size=CHUNK_SIZE)
+        return lambda q, k, v, beta, g: fn(q, k, v, beta, _zero_state(q, v), log_decay=g, chunk_size=CHUNK_SIZE,
+                                           **method)
+    return lambda q, k, v, beta: fn(q, k, v, beta, _zero_state(q, v), chunk_size=CHUNK_SIZE, **method)
 
 
-def _decay(fn):
-    return lambda q, k, v, g: fn(q, k, v, g, jnp.zeros(q.shape[:2] + (q.shape[3], v.shape[3]), jnp.float32),
-                                 chunk_size=CHUNK_SIZE)
+def _decay(fn, **method):
+    return lambda q, k, v, g: fn(q, k, v, g, _zero_state(q, v), chunk_size=CHUNK_SIZE, **method)
 
 
+# The pure-JAX forms with an explicit engine method across chunks: "auto" would run the kernel
+# itself once --write-auto has recorded it as faster.
+ACROSS_CHUNKS = dict(method="associative")
 CHUNK_OPS = (
-    ChunkOp("decay_attention", _decay(decay_attention), _decay(chunkwise.decay_attention), "chunk_gla", False),
-    ChunkOp("delta_rule", _delta(delta_rule, False), _delta(chunkwise.delta_rule, False), "chunk_delta_rule", False),
-    ChunkOp("gated_delta_rule", _delta(delta_rule, True), _delta(chunkwise.delta_rule, True),
+    ChunkOp("decay_attention", _decay(decay_attention), _decay(chunkwise.decay_attention, **ACROSS_CHUNKS),
+            "chunk_gla", False),
+    ChunkOp("delta_rule", _delta(delta_rule, False), _delta(chunkwise.delta_rule, False, **ACROSS_CHUNKS),
+            "chunk_delta_rule", False),
+    ChunkOp("gated_delta_rule", _delta(delta_rule, True), _delta(chunkwise.delta_rule, True, **ACROSS_CHUNKS),
             "chunk_gated_delta_rule", True),
 )
 
@@ -313,7 +320,6 @@ def write_auto(rows: dict[str, list[dict]]) -> None:
     """Merge `rows` into this backend's part of the auto table: a row replaces the row measured at
     the same (length, lanes); every other row is kept (`bench_scan.py --write-auto` replaces whole
     families, so run it first)."""
-    from lrnn.scan import auto
     table = json.loads(auto.TABLE.read_text()) if auto.TABLE.exists() else {}
     families = table.setdefault(jax.default_backend(), {})
     for family, new in rows.items():
@@ -321,6 +327,7 @@ def write_auto(rows: dict[str, list[dict]]) -> None:
         kept = [row for row in families.get(family, []) if (row["length"], row["lanes"]) not in measured]
         families[family] = kept + new
     benchlib.write_json(auto.TABLE, table)
+    auto._table.cache_clear()
 
 
 # --- command line ----------------------------------------------------------------------------

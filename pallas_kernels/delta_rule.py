@@ -52,7 +52,7 @@ Design
       summed into d b and d log_decay = reverse cumsum of d b within each chunk. The
       (I + A)⁻¹ inside has a custom JVP (d(I + A)⁻¹ = −(I + A)⁻¹ dA (I + A)⁻¹), so the
       substitution loop runs forward only and is never differentiated. This kernel's
-      traced adjoint contains transposed-operand matmuls (aᵀ b, a bᵀ).
+      traced adjoint contains transposes and transposed-operand matmuls (aᵀ b, a bᵀ).
   Memory: the backward stores the entering states (G, N, K, V) and G_n (G, N, K, V) in
   float32 for one backward pass, never per-token states.
 """
@@ -68,7 +68,7 @@ from jax import lax
 from jax.experimental import pallas as pl
 
 from pallas_kernels.chunk_inputs import block_width, check_attention, heads_flat
-from pallas_kernels.matmul import matmul, matmul_nt, matmul_tn
+from pallas_kernels.matmul import matmul, matmul_nt
 from pallas_kernels.platform import compiler_params, interpret_mode, kernel_variant, pad_axis, round_up
 
 F32 = jnp.float32
@@ -83,12 +83,13 @@ def _grid_ids(size):
     return rows, cols
 
 
-def unit_lower_inverse(a: jax.Array) -> jax.Array:
+def _substitution_inverse(a: jax.Array) -> jax.Array:
     """(I + A)⁻¹ for A (C, C) strictly lower triangular, by forward substitution.
 
     Column j of A, once row j of X is final, is subtracted from the rows below it:
     X ← X − A[:, j] X[j, :]. Both vectors are taken out with masked reductions, so the
-    loop has no dynamic slicing and lowers in a kernel."""
+    loop has no dynamic slicing and lowers in a kernel (the pure-JAX form's block doubling,
+    `lrnn.cells.chunkwise.delta.unit_lower_inverse`, reshapes into blocks, which does not)."""
     rows, cols = _grid_ids(a.shape[-1])
 
     def eliminate(j, x):
@@ -101,13 +102,13 @@ def unit_lower_inverse(a: jax.Array) -> jax.Array:
 
 @jax.custom_jvp
 def _inverse_differentiable(a):
-    return unit_lower_inverse(a)
+    return _substitution_inverse(a)
 
 
 @_inverse_differentiable.defjvp
 def _inverse_jvp(primals, tangents):
     (a,), (da,) = primals, tangents
-    x = unit_lower_inverse(a)
+    x = _substitution_inverse(a)
     return x, -matmul(matmul(x, da), x)
 
 
@@ -125,10 +126,10 @@ def _chunk_parts(q, k, v, beta, b, b_row, inverse):
     return entry, matmul_nt(q, k) * gamma, u, w
 
 
-def _chunk_step(q, k, v, beta, b, b_row, k_leave_t, carry, state):
+def _chunk_step(q, k, v, beta, b, b_row, k_leave_t, carry, state, inverse=_substitution_inverse):
     """One chunk: (o (C, V), state leaving (K, V)) from the state entering (K, V).
     k_leave_t is K̃ᵀ (K, C), carry e^{b_C} (1, 1); other shapes as in _chunk_parts."""
-    entry, scores, u, w = _chunk_parts(q, k, v, beta, b, b_row, unit_lower_inverse)
+    entry, scores, u, w = _chunk_parts(q, k, v, beta, b, b_row, inverse)
     delta = u - matmul(w, state)
     o = entry * matmul(q, state) + matmul(scores, delta)
     return o, carry * state + matmul(k_leave_t, delta)
@@ -138,15 +139,13 @@ def _chunk_local(q, k, v, beta, b, b_row, b_last, state):
     """_chunk_step with K̃ and e^{b_C} formed from b and b_last = b_C (1, 1): the function the
     backward differentiates (in the local-gradient kernel). b enters twice, as the column b
     and the row b_row; the caller sums their cotangents."""
-    entry, scores, u, w = _chunk_parts(q, k, v, beta, b, b_row, _inverse_differentiable)
-    delta = u - matmul(w, state)
-    o = entry * matmul(q, state) + matmul(scores, delta)
-    return o, jnp.exp(b_last) * state + matmul_tn(jnp.exp(b_last - b) * k, delta)
+    return _chunk_step(q, k, v, beta, b, b_row, (jnp.exp(b_last - b) * k).T, jnp.exp(b_last), state,
+                       inverse=_inverse_differentiable)
 
 
 def _adjoint_terms(q, k, v, beta, b):
     """Wᵀ and Pᵀ = (∂O/∂S_0)ᵀ (K, C) of one chunk; beta, b (C,)."""
-    entry, scores, _, w = _chunk_parts(q, k, v, beta[:, None], b[:, None], b[None, :], unit_lower_inverse)
+    entry, scores, _, w = _chunk_parts(q, k, v, beta[:, None], b[:, None], b[None, :], _substitution_inverse)
     return w.T, (entry * q - matmul(scores, w)).T
 
 
