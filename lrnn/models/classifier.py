@@ -1,7 +1,6 @@
 """Sequence classification: one label per sequence.
 
-    x = InputEncoder(inputs)                   (B, T, D)   embedding or linear in-projection
-    h = Norm(Block_{L−1}(… Block_0(x)))        (B, T, D)   `features`
+    h = features(inputs, mask)                 (B, T, D)   encoder and backbone (`labeller`)
     logits = pool(h, mask) W + b               (B, C)      pooling: mean | last | max
 
 mask (B, T) bool marks the real positions (padding at the end); the padding changes no logit:
@@ -12,44 +11,19 @@ padding starts (lrnn.nn.mixer).
 from __future__ import annotations
 
 import jax
-import jax.numpy as jnp
-from flax import nnx
 
-from lrnn.cells import checks
-from lrnn.models.backbone import Backbone
-from lrnn.models.config import ModelConfig
-from lrnn.models.inputs import InputEncoder, check_mask
+from lrnn.models.labeller import SequenceLabeller
 from lrnn.models.pooling import pool
 
 
-class SequenceClassifier(nnx.Module):
-    def __init__(self, config: ModelConfig, *, vocab_size: int | None = None, n_features: int | None = None,
-                 n_classes: int, param_dtype=jnp.float32, rngs: nnx.Rngs):
-        """
-        Args:
-          config: the architecture.
-          vocab_size: for token inputs (B, T) int; or
-          n_features: for real-valued inputs (B, T, n_features) (exactly one of the two).
-          n_classes: C, the number of labels.
-          param_dtype: dtype of every param (float32).
-          rngs: nnx.Rngs.
-        """
-        if not isinstance(config, ModelConfig):
-            raise TypeError(f"config must be a ModelConfig, got {type(config).__name__}")
-        checks.positive_int("n_classes", n_classes)
-        self.pooling = config.pooling
-        self.encoder = InputEncoder(config.d_model, vocab_size=vocab_size, n_features=n_features,
-                                    param_dtype=param_dtype, rngs=rngs)
-        self.backbone = Backbone(config, param_dtype=param_dtype, rngs=rngs)
-        self.head = nnx.Linear(config.d_model, n_classes, param_dtype=param_dtype, rngs=rngs)
+class SequenceClassifier(SequenceLabeller):
+    """Arguments as `SequenceLabeller`'s; config.pooling picks the pooling."""
 
-    def features(self, inputs, mask: jax.Array | None = None) -> jax.Array:
-        """(B, T, D): the final-normed features the head pools."""
-        x = self.encoder(inputs)
-        return self.backbone(x, check_mask(mask, x.shape[:2]))
+    def __init__(self, config, **kwargs):
+        super().__init__(config, **kwargs)
+        self.pooling = config.pooling
 
     def __call__(self, inputs, mask: jax.Array | None = None) -> jax.Array:
         """logits (B, C) for inputs (B, T) int or (B, T, F) float; mask (B, T) bool or None."""
-        x = self.encoder(inputs)
-        mask = check_mask(mask, x.shape[:2])
-        return self.head(pool(self.backbone(x, mask), mask, self.pooling))
+        h, mask = self.encode(inputs, mask)
+        return self.head(pool(h, mask, self.pooling))
