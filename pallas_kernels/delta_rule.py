@@ -97,7 +97,10 @@ def _substitution_inverse(a: jax.Array) -> jax.Array:
         x_row = jnp.sum(jnp.where(rows == j, x, 0.0), axis=0, keepdims=True)  # (1, C)
         return x - a_col * x_row
 
-    return lax.fori_loop(0, a.shape[-1], eliminate, (rows == cols).astype(F32))
+    # int32 bounds: under jax_enable_x64 Python-int bounds make an int64 index, which Mosaic
+    # (TPU) fails to lower
+    size = jnp.int32(a.shape[-1])
+    return lax.fori_loop(jnp.int32(0), size, eliminate, (rows == cols).astype(F32))
 
 
 @jax.custom_jvp
