@@ -1,4 +1,5 @@
-"""The Pallas decay-attention kernels (interpret mode) against a float64 per-token loop.
+"""The Pallas decay-attention kernels (interpret mode; compiled with LRNN_PALLAS_INTERPRET=0 on a GPU
+or TPU: tests/pallas_kernels/conftest.py) against a float64 per-token loop.
 
 Checked for both grid variants ("gpu": chunks looped in one program; "tpu": chunks as the last
 grid axis): o, the final state and the gradients of q, k, v, log_decay and the initial state
@@ -73,9 +74,9 @@ def reference():
 
 
 @functools.cache
-def kernel(chunk, variant):
-    """The kernels' outputs and gradients, jitted once per (chunk, variant)."""
-    fn = functools.partial(decay_attention, chunk_size=chunk, variant=variant, interpret=True)
+def kernel(chunk, variant, interpret):
+    """The kernels' outputs and gradients, jitted once per (chunk, variant, interpret)."""
+    fn = functools.partial(decay_attention, chunk_size=chunk, variant=variant, interpret=interpret)
     return jax.jit(functools.partial(outputs_and_gradients, fn), static_argnames="with_initial")
 
 
@@ -87,12 +88,12 @@ def assert_close_to_scale(got, expected, tol, name):
                                     custom_message=f"{name}, leaf {i}")
 
 
-def check(chunk, variant, dtype, with_initial, length=T, strong=False, name="case"):
+def check(chunk, variant, dtype, with_initial, interpret, length=T, strong=False, name="case"):
     x = make_inputs(name, length, strong)
     narrow = [a.astype(dtype) for a in x[:4]] + [a.astype(jnp.float32) for a in x[4:]]
     # The reference sees exactly the (rounded) inputs the kernel sees.
     expected = reference()(*[a.astype(jnp.float64) for a in narrow], with_initial=with_initial)
-    got = kernel(chunk, variant)(*narrow, with_initial=with_initial)
+    got = kernel(chunk, variant, interpret)(*narrow, with_initial=with_initial)
     o, final, grads = got
     chex.assert_shape(o, (B, H, length, V))
     chex.assert_shape(final, (B, H, K, V))
@@ -113,26 +114,27 @@ CASES = [  # (chunk, with_initial): T = 37 throughout
 
 @pytest.mark.parametrize("variant", VARIANTS)
 @pytest.mark.parametrize("chunk, with_initial", CASES)
-def test_float32_matches_the_loop(chunk, with_initial, variant):
-    check(chunk, variant, jnp.float32, with_initial, name=f"f32-{chunk}")
+def test_float32_matches_the_loop(chunk, with_initial, variant, interpret):
+    check(chunk, variant, jnp.float32, with_initial, interpret, name=f"f32-{chunk}")
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
-def test_bfloat16_matches_the_loop(variant):
-    check(32, variant, jnp.bfloat16, True, name="bf16")
+def test_bfloat16_matches_the_loop(variant, interpret):
+    check(32, variant, jnp.bfloat16, True, interpret, name="bf16")
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
-def test_strong_decay_is_finite_and_exact(variant):
+def test_strong_decay_is_finite_and_exact(variant, interpret):
     """log_decay = −20 per token at C = 64, two chunks: Σ over a chunk is −1280, so any e^{−b}
     would overflow float32; the kernels only form exponentials ≤ 1."""
-    check(64, variant, jnp.float32, True, length=70, strong=True, name="strong")
+    check(64, variant, jnp.float32, True, interpret, length=70, strong=True, name="strong")
 
 
-def test_agrees_with_the_pure_jax_chunkwise_form():
+@pytest.mark.pallas_variant("gpu")
+def test_agrees_with_the_pure_jax_chunkwise_form(interpret):
     """float32, C = 16, with an initial state: the same numbers as lrnn's chunkwise op."""
     q, k, v, log_decay, initial = (a.astype(jnp.float32) for a in make_inputs("consistency")[:5])
-    got = jax.jit(lambda *a: decay_attention(*a, chunk_size=16, variant="gpu", interpret=True))(
+    got = jax.jit(lambda *a: decay_attention(*a, chunk_size=16, variant="gpu", interpret=interpret))(
         q, k, v, log_decay, initial)
     expected = jax.jit(lambda *a: chunkwise_decay_attention(*a, chunk_size=16, method="sequential"))(
         q, k, v, log_decay, initial)

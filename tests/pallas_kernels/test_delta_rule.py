@@ -1,4 +1,5 @@
-"""The Pallas chunked delta-rule kernel (interpret mode on CPU) against the float64 per-token
+"""The Pallas chunked delta-rule kernel (interpret mode on CPU; compiled with LRNN_PALLAS_INTERPRET=0
+on a GPU or TPU: tests/pallas_kernels/conftest.py) against the float64 per-token
 loop `delta_loop`: outputs, final state and every gradient (q, k, v, β, log_decay, initial)
 under random cotangents for o and the final state, for both kernel variants, DeltaNet and
 gated DeltaNet, β in (0, 1) and in (0, 2), an odd length (37 = two chunks of 16 and a tail)
@@ -57,7 +58,7 @@ def make_inputs(seed, length, beta_max, dtype=jnp.float32):
 
 
 @functools.cache
-def kernel_vjp(variant, gated, with_initial, dtype):
+def kernel_vjp(variant, gated, with_initial, dtype, interpret):
     """jit(inputs, cotangents -> (o, final, grads by name)) for one kernel configuration."""
     def run(x):
         names = [n for n in NAMES if (n != "log_decay" or gated) and (n != "initial" or with_initial)]
@@ -66,7 +67,7 @@ def kernel_vjp(variant, gated, with_initial, dtype):
         def f(*args):
             a = dict(zip(names, args))
             return delta_rule(a["q"], a["k"], a["v"], a["beta"], a.get("initial"), log_decay=a.get("log_decay"),
-                              chunk_size=C, variant=variant, interpret=True)
+                              chunk_size=C, variant=variant, interpret=interpret)
 
         (o, final), pullback = jax.vjp(f, *(cast[n] for n in names))
         grads = pullback((x["d_o"].astype(o.dtype), x["d_final"].astype(jnp.float32)))
@@ -106,33 +107,36 @@ def assert_matches(got, expected, tol):
 
 @pytest.mark.parametrize("gated", (False, True), ids=("deltanet", "gated"))
 @pytest.mark.parametrize("variant", ("gpu", "tpu"))
-def test_matches_loop_float32(variant, gated):
+def test_matches_loop_float32(variant, gated, interpret):
     for seed, beta_max in ((0, 1.0), (1, 2.0)):
         x = make_inputs(seed, 37, beta_max)
-        got = kernel_vjp(variant, gated, True, jnp.float32)(x)
+        got = kernel_vjp(variant, gated, True, jnp.float32, interpret)(x)
         assert got[0].dtype == jnp.float32
         assert_matches(got, reference_vjp(gated)(x), TOL32)
 
 
-def test_shorter_than_a_chunk_without_initial():
+@pytest.mark.pallas_variant("tpu")
+def test_shorter_than_a_chunk_without_initial(interpret):
     x = make_inputs(2, 5, 2.0)
-    got = kernel_vjp("tpu", True, False, jnp.float32)(x)
+    got = kernel_vjp("tpu", True, False, jnp.float32, interpret)(x)
     expected = reference_vjp(True)(dict(x, initial=jnp.zeros_like(x["initial"])))
     assert set(got[2]) == {"q", "k", "v", "beta", "log_decay"}
     assert_matches(got, expected, TOL32)
 
 
-def test_bfloat16_inputs():
+@pytest.mark.pallas_variant("gpu")
+def test_bfloat16_inputs(interpret):
     x = make_inputs(3, 37, 2.0, jnp.bfloat16)
-    got = kernel_vjp("gpu", True, True, jnp.bfloat16)(x)
+    got = kernel_vjp("gpu", True, True, jnp.bfloat16, interpret)(x)
     assert got[0].dtype == jnp.bfloat16
     assert all(g.dtype == (jnp.float32 if n == "initial" else jnp.bfloat16) for n, g in got[2].items())
     assert_matches(got, reference_vjp(True)(x), TOL_BF16)
 
 
-def test_agrees_with_pure_jax_chunkwise_form():
+@pytest.mark.pallas_variant("gpu")
+def test_agrees_with_pure_jax_chunkwise_form(interpret):
     x = {n: a.astype(jnp.float32) for n, a in make_inputs(4, 37, 2.0).items()}
-    o, final, _ = kernel_vjp("gpu", True, True, jnp.float32)(x)
+    o, final, _ = kernel_vjp("gpu", True, True, jnp.float32, interpret)(x)
     o_ref, final_ref = jax.jit(lambda x: delta_rule_chunkwise(
         x["q"], x["k"], x["v"], x["beta"], x["initial"], log_decay=x["log_decay"], chunk_size=C,
         method="chunked"))(x)

@@ -1,4 +1,5 @@
-"""pallas_kernels.diagonal_scan against a float64 per-step loop, in Pallas interpret mode.
+"""pallas_kernels.diagonal_scan against a float64 per-step loop, in Pallas interpret mode (compiled
+with LRNN_PALLAS_INTERPRET=0 on a GPU or TPU: tests/pallas_kernels/conftest.py).
 
 The reference is h_t = a_t h_{t−1} + b_t run one step at a time (a lax.scan of that step) in
 float64 / complex128 on the kernel's inputs widened; its gradients come from jax.vjp of that
@@ -104,12 +105,12 @@ def _reference(a, b, h0, states_bar, final_bar, *, reverse):
 
 
 @functools.cache
-def _kernel(variant, reverse, block_t, block_d, has_h0):
+def _kernel(variant, reverse, block_t, block_d, has_h0, interpret):
     """The kernel's (states, final, ā, b̄, h̄0), jitted once per configuration."""
     def run(a, b, h0, states_bar, final_bar):
         def scan_fn(a, b, h0):
             return diagonal_scan(a, b, h0 if has_h0 else None, reverse=reverse, variant=variant,
-                                 interpret=True, block_t=block_t, block_d=block_d)
+                                 interpret=interpret, block_t=block_t, block_d=block_d)
         outputs, vjp = jax.vjp(scan_fn, a, b, h0)
         return (*outputs, *vjp((states_bar, final_bar)))
     return jax.jit(run)
@@ -125,12 +126,13 @@ def _assert_close(actual, expected, dtype):
                                     custom_message=f"{name} differs from the float64 loop")
 
 
-@pytest.mark.parametrize("case", CASES, ids=_case_id)
-def test_matches_float64_loop_with_gradients(case):
+@pytest.mark.parametrize("case", [pytest.param(case, id=_case_id(case), marks=pytest.mark.pallas_variant(case[0]))
+                                  for case in CASES])
+def test_matches_float64_loop_with_gradients(case, interpret):
     variant, dtype, reverse, shape, has_h0, block_t, block_d = case
     a, b, h0, states_bar, final_bar = _inputs(dtype, shape, has_h0, seed_of(_case_id(case)))
     h0_arg = h0 if has_h0 else jnp.zeros_like(final_bar)
-    actual = _kernel(variant, reverse, block_t, block_d, has_h0)(a, b, h0_arg, states_bar, final_bar)
+    actual = _kernel(variant, reverse, block_t, block_d, has_h0, interpret)(a, b, h0_arg, states_bar, final_bar)
     expected = _reference(a, b, h0_arg, states_bar, final_bar, reverse=reverse)
 
     batch, _, width = shape
@@ -142,10 +144,11 @@ def test_matches_float64_loop_with_gradients(case):
     _assert_close(actual, expected, dtype)
 
 
-def test_agrees_with_the_engines_sequential_method():
+@pytest.mark.pallas_variant("gpu")
+def test_agrees_with_the_engines_sequential_method(interpret):
     a, b, h0, _, _ = _inputs(F32, (2, 7, 5), True, seed_of("sequential"))
     for reverse in (False, True):
-        kernel = diagonal_scan(a, b, h0, reverse=reverse, variant="gpu", interpret=True, block_t=4)
+        kernel = diagonal_scan(a, b, h0, reverse=reverse, variant="gpu", interpret=interpret, block_t=4)
         engine = scan(DiagonalMonoid(), (a, b), initial=h0, reverse=reverse, method="sequential")
         chex.assert_trees_all_close(kernel, engine, atol=1e-6, rtol=1e-6)
 
