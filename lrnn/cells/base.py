@@ -40,7 +40,7 @@ from typing import ClassVar
 import jax
 import jax.numpy as jnp
 
-from lrnn.cells import checks
+from lrnn.cells import checks, streamed
 from lrnn.scan import DiagonalMonoid, Monoid, scan
 
 RECURRENT = "recurrent"
@@ -56,6 +56,9 @@ class Cell:
     # normalisation): papers give them a smaller learning rate and no weight decay.
     recurrent_params: ClassVar[frozenset] = frozenset()
     complex_state: ClassVar[bool] = False  # complex states (and eigenvalues), e.g. LRU, S5
+    # reads a reverse scan's states too (bidirectional S5): `scan` takes backward_initial and
+    # backward_resets, `reverse_resets` maps resets to the reverse scan's; no `step`
+    bidirectional: ClassVar[bool] = False
 
     # ---- what a cell defines -------------------------------------------------------------
     def init(self, key: jax.Array) -> dict:
@@ -103,7 +106,11 @@ class Cell:
           params: from `init`.
           x: (B, T, d_in) real inputs.
           state: (B, *state_shape) state before the first token; None for zeros.
-          method, chunk_size: the engine's scan method (see `lrnn.scan.scan`).
+          method: the engine's scan method (see `lrnn.scan.scan`), or "streamed": elements, scan
+            and readout chunk by chunk, never a state per token (`lrnn.cells.streamed`). "auto"
+            streams where `experiments/bench_cells.py --write-auto` measured that faster.
+          chunk_size: steps per chunk for the engine's "chunked"; for "streamed", tokens per
+            chunk, dividing T (None: the measured or default one).
           resets: (B, T) bool; True at t starts a fresh state there (packed sequences).
           **inputs: extra per-call inputs of the cell, if it takes any (e.g. HGRN's
             `lower_bound`); the same go to `step`.
@@ -114,6 +121,12 @@ class Cell:
         x = checks.sequence(x, self.d_in)
         xc = x.astype(jnp.promote_types(x.dtype, jnp.float32))
         initial = None if state is None else self.to_scan_state(self._check_state("state", state, x.shape[0]))
+        if method in ("auto", streamed.METHOD):
+            method, chunk_size = streamed.choose(self, x.shape[:2], method, chunk_size)
+        if method == streamed.METHOD:
+            y, final = streamed.streamed_forward(self, params, xc, initial, chunk_size=chunk_size,
+                                                 resets=checks.resets(resets, x.shape[:2]), **inputs)
+            return y.astype(x.dtype), self.from_scan_state(final)
         states, final = self.scan(self.elements(params, xc, **inputs), initial, method=method, resets=resets,
                                   chunk_size=chunk_size)
         y = self.readout(params, self.from_scan_state(states), xc, **inputs)

@@ -14,7 +14,7 @@ from typing import ClassVar
 
 import jax.numpy as jnp
 
-from lrnn.cells import checks
+from lrnn.cells import checks, streamed
 from lrnn.cells.base import Cell
 from lrnn.cells.heads import HeadSizes
 
@@ -54,6 +54,10 @@ class MatrixCell(HeadSizes, Cell):
           y (B, T, d_out) in x's dtype, and the state after the last token.
         """
         x = checks.sequence(x, self.d_in)
+        if method == streamed.METHOD:
+            raise ValueError(f"method='streamed' is for cells whose forward scans per-token elements; "
+                             f"{type(self).__name__}'s forward is chunkwise already (no per-token state): "
+                             f"pass an engine method for the scan across chunks, e.g. 'auto'")
         chunk_size = self.default_chunk_size if chunk_size is None else chunk_size
         checks.positive_int("chunk_size", chunk_size)
         resets = checks.resets(resets, x.shape[:2])

@@ -142,18 +142,26 @@ class S5(Cell):
         b = x @ (scale[:, None] * (params["B_re"] + 1j * params["B_im"])).T
         return jnp.broadcast_to(lam_bar, b.shape), b
 
-    def scan(self, elements, initial, *, resets=None, **options):
+    def scan(self, elements, initial, *, resets=None, backward_initial=None, backward_resets=None, **options):
         """The forward scan; bidirectional adds the backward one, its states concatenated after
-        the forward ones on the last axis, (B, T, 2·P_s). The final state is the forward one's."""
+        the forward ones on the last axis, (B, T, 2·P_s). The final state is the forward one's.
+        The backward scan starts from `backward_initial` (None: empty) and restarts where
+        `backward_resets` says (None: `reverse_resets(resets)`); a streamed forward passes
+        both for each chunk."""
         states, final = super().scan(elements, initial, resets=resets, **options)
         if not self.bidirectional:
             return states, final
-        ends = None
-        if resets is not None:
-            resets = jnp.asarray(resets)
-            ends = jnp.concatenate([resets[:, 1:], jnp.zeros_like(resets[:, :1])], axis=1)
-        backward, _ = super().scan(elements, None, reverse=True, resets=ends, **options)
+        if backward_resets is None and resets is not None:
+            backward_resets = self.reverse_resets(resets)
+        backward, _ = super().scan(elements, backward_initial, reverse=True, resets=backward_resets, **options)
         return jnp.concatenate([states, backward], axis=-1), final
+
+    @staticmethod
+    def reverse_resets(resets):
+        """Where the reverse scan starts afresh: at the last token of every packed sequence, i.e.
+        (B, T) bool True at t when a sequence starts at t + 1."""
+        resets = jnp.asarray(resets)
+        return jnp.concatenate([resets[:, 1:], jnp.zeros_like(resets[:, :1])], axis=1)
 
     def readout(self, params, h, x):
         c_re, c_im = params["C_re"], params["C_im"]

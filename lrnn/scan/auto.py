@@ -39,10 +39,15 @@ def unmeasured(backend: str | None = None) -> str:
     return _UNMEASURED.get(backend or jax.default_backend(), "associative")
 
 
+def measured(family: str, length: int, lanes: int, backend: str | None = None) -> dict | None:
+    """The row measured nearest to (length, lanes) for `family` on the backend, or None."""
+    return _nearest(_table().get(backend or jax.default_backend(), {}).get(family, []), length, lanes)
+
+
 def choose(family: str, length: int, lanes: int, backend: str | None = None) -> tuple[str, int]:
     """(method, chunk_size) for a scan of `length` steps over `lanes` independent entries."""
     backend = backend or jax.default_backend()
-    row = _nearest(_table().get(backend, {}).get(family, []), length, lanes)
+    row = measured(family, length, lanes, backend)
     if row is None:
         return unmeasured(backend), DEFAULT_CHUNK_SIZE
     return row["method"], row.get("chunk_size") or DEFAULT_CHUNK_SIZE

@@ -1,0 +1,149 @@
+"""The streamed forward of a scan-defined cell: elements, scan and readout chunk by chunk, so no
+per-token state is ever stored.
+
+`Cell.forward` builds every token's elements, scans them all and reads out, which keeps a state
+per token: B·T·d_in·N numbers for S4D or Mamba, whose state is N times wider than their output.
+Streamed, time is cut into T/C chunks of C tokens and carried through a `lax.scan` over chunks:
+
+    h_0 = state (or empty)
+    for n = 0 … T/C − 1:
+        e_n        = elements(params, x[nC : (n+1)C])                  (B, C, …)
+        H_n, h_n+1 = lrnn.scan(monoid, e_n, initial=h_n, method=…)    (B, C, *state)
+        y[nC : (n+1)C] = readout(params, H_n, x[nC : (n+1)C])
+
+so only one chunk's elements and states are live, O(B·C·state). The chunk body is rematerialised
+in the backward (`jax.checkpoint`): training stores the T/C carried states and the body's inputs,
+O(B·T·(d_in + d_out) + (T/C)·B·state), and each chunk's elements and states are recomputed while
+its gradient is taken. Resets are sliced with their chunk (a reset at a chunk's first token
+discards the carry); complex and log-space states are carried in the monoid's space
+(`to_scan_state`).
+
+A bidirectional cell (`bidirectional = True`, e.g. S5) reads at every token the state of a
+forward scan and of a reverse one. Streamed, the reverse stream runs first and keeps only the
+state entering each chunk from its right (T/C states; every chunk's elements are built, scanned
+and dropped); then the forward stream scans each chunk both ways, from its carry and from that
+stored state, and reads out. The reverse chunk is scanned twice, so the scan work is 1.5× the
+whole-sequence forward's; the memory is that of the causal stream.
+
+C must divide T (`chunk_size`); the scan inside a chunk runs with any engine method.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+from lrnn.cells import checks
+from lrnn.cells.registry import registered_cells
+from lrnn.scan import auto, scan
+
+METHOD = "streamed"
+DEFAULT_CHUNK_SIZE = 256
+# auto_methods.json family of a registered cell's measurements: rows {length, lanes, method,
+# chunk_size} with method "streamed" or "whole" (the engine over all tokens at once)
+FAMILY_PREFIX = "cell:"
+WHOLE = "whole"
+
+
+def family(cell) -> str | None:
+    """The auto-table family of `cell`'s class: "cell:<registered name>", None if unregistered."""
+    names = [name for name, cls in registered_cells().items() if cls is type(cell)]
+    return FAMILY_PREFIX + names[0] if names else None
+
+
+def lanes(cell, batch: int) -> int:
+    """Scalar recurrences a scan of `cell` advances per step: state entries × batch."""
+    template = jax.eval_shape(lambda: cell.initial_state((batch,)))
+    return sum(leaf.size for leaf in jax.tree_util.tree_leaves(template))
+
+
+def default_chunk_size(length: int, target: int = DEFAULT_CHUNK_SIZE) -> int:
+    """The largest divisor of `length` that is at most `target`."""
+    return max(c for c in range(1, min(target, length) + 1) if length % c == 0)
+
+
+def choose(cell, lead_shape: tuple, method: str, chunk_size) -> tuple[str, int | None]:
+    """(method, chunk_size) for `cell.forward` on inputs of lead shape (B, T) asked for `method`
+    "auto" or "streamed": "auto" streams where the benchmark measured streaming faster at the
+    nearest size (with the chunk size measured there, if it divides T), and otherwise hands
+    "auto" on to the engine; "streamed" without a chunk size takes the measured one, or the
+    largest divisor of T up to 256."""
+    batch, length = lead_shape
+    name = family(cell)
+    row = None if name is None else auto.measured(name, length, lanes(cell, batch))
+    measured_chunk = row and row.get("chunk_size")
+    if method == "auto":
+        if row is None or row["method"] != METHOD or length % measured_chunk:
+            return "auto", chunk_size
+        return METHOD, measured_chunk
+    if chunk_size is not None:
+        return METHOD, chunk_size
+    if measured_chunk and length % measured_chunk == 0:
+        return METHOD, measured_chunk
+    return METHOD, default_chunk_size(length)
+
+
+def check_chunk_size(chunk_size, length: int) -> int:
+    """`chunk_size` for a stream over `length` tokens: a positive int dividing the length."""
+    checks.positive_int("chunk_size", chunk_size)
+    if length % chunk_size:
+        raise ValueError(f"chunk_size must divide the sequence length T={length} for method='streamed', "
+                         f"got {chunk_size} (T % chunk_size = {length % chunk_size})")
+    return chunk_size
+
+
+def _by_chunk(x, size):
+    """(B, T, …) → (T/size, B, size, …): the chunk index leading, for lax.scan."""
+    return jnp.moveaxis(x.reshape(x.shape[0], -1, size, *x.shape[2:]), 1, 0)
+
+
+def _from_chunks(y):
+    """Inverse of `_by_chunk`."""
+    y = jnp.moveaxis(y, 0, 1)
+    return y.reshape(y.shape[0], -1, *y.shape[3:])
+
+
+def streamed_forward(cell, params: dict, xc, initial, *, chunk_size: int, method: str = "auto", resets=None,
+                     **inputs):
+    """(y (B, T, d_out) in xc's dtype, final scan state) of `cell`, streamed over chunks.
+
+    Args:
+      cell: a scan-defined `Cell` (its `elements`, `monoid`, `readout`).
+      params: the cell's params.
+      xc: (B, T, d_in) checked inputs in the compute dtype.
+      initial: the state before the first token in the monoid's space, or None (empty).
+      chunk_size: tokens per chunk, dividing T.
+      method: the engine's method for the scan inside each chunk.
+      resets: (B, T) bool or None.
+      **inputs: the cell's per-call inputs (not per token), passed to every chunk.
+    """
+    size = check_chunk_size(chunk_size, xc.shape[1])
+    first_token = jax.tree_util.tree_map(lambda e: e[:, 0], cell.elements(params, xc[:, :1], **inputs))
+    empty = cell.monoid.empty_state(first_token)  # carried in the elements' dtype, as the engine returns it
+    start = empty if initial is None else jax.tree_util.tree_map(lambda h, e: h.astype(e.dtype), initial, empty)
+    by_chunk = (lambda r: None if r is None else _by_chunk(r, size))  # noqa: E731
+    chunks = {"x": _by_chunk(xc, size), "resets": by_chunk(resets)}
+    bidirectional = cell.bidirectional
+
+    if bidirectional:
+        chunks["ends"] = by_chunk(None if resets is None else cell.reverse_resets(resets))
+
+        @jax.checkpoint
+        def fold_back(entering, chunk):
+            elements = cell.elements(params, chunk["x"], **inputs)
+            _, leaving = scan(cell.monoid, elements, axis=1, initial=entering, reverse=True, method=method,
+                              resets=chunk["ends"])
+            return leaving, entering
+
+        _, chunks["from_right"] = lax.scan(fold_back, empty, chunks, reverse=True)
+
+    @jax.checkpoint
+    def read_chunk(entering, chunk):
+        both_ways = dict(backward_initial=chunk["from_right"], backward_resets=chunk["ends"]) if bidirectional else {}
+        elements = cell.elements(params, chunk["x"], **inputs)
+        states, leaving = cell.scan(elements, entering, method=method, resets=chunk["resets"], **both_ways)
+        return leaving, cell.readout(params, cell.from_scan_state(states), chunk["x"], **inputs)
+
+    final, ys = lax.scan(read_chunk, start, chunks)
+    return _from_chunks(ys), final
