@@ -31,3 +31,36 @@ settings.load_profile("lrnn")
 # The scan tests compile many small programs; XLA's optimisation passes cost far more than
 # running them does. The ops and their precision are the same; fusion and scheduling differ.
 jax.config.update("jax_disable_most_optimizations", True)
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--cases-per-test", type=int, default=None, metavar="K",
+        help="run at most K parametrised cases of each test function, evenly spaced over its "
+             "parameter list (the first and last included): every test function, fewer cases. "
+             "The second CI leg (newest JAX) runs the suite this way.")
+
+
+def _evenly_spaced(count: int, keep: int) -> set[int]:
+    if keep == 1:
+        return {0}
+    return {round(i * (count - 1) / (keep - 1)) for i in range(min(keep, count))}
+
+
+def pytest_collection_modifyitems(config, items):
+    keep = config.getoption("--cases-per-test")
+    if keep is None:
+        return
+    if keep < 1:
+        raise ValueError(f"--cases-per-test must be ≥ 1, got {keep}")
+    cases: dict[str, list] = {}
+    for item in items:
+        cases.setdefault(item.nodeid.split("[", 1)[0], []).append(item)
+    selected, deselected = [], []
+    for function_items in cases.values():
+        chosen = _evenly_spaced(len(function_items), keep)
+        for index, item in enumerate(function_items):
+            (selected if index in chosen else deselected).append(item)
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = selected
