@@ -26,6 +26,7 @@ from lrnn.cells.hgrn import HGRN, lower_bounds
 from lrnn.cells.hgrn2 import HGRN2
 from lrnn.cells.lru import LRU
 from lrnn.cells.mamba import Mamba
+from lrnn.cells.mamba2 import Mamba2
 from lrnn.cells.matrix import MatrixCell
 from lrnn.cells.min_rnn import MinGRU, MinLSTM
 from lrnn.cells.mlstm import MLSTM
@@ -48,6 +49,7 @@ register_cell("gla", GLA)
 register_cell("hgrn2", HGRN2)
 register_cell("gateloop", GateLoop)
 register_cell("mlstm", MLSTM)
+register_cell("mamba2", Mamba2)
 register_cell("deltanet", DeltaNet)
 register_cell("gated_deltanet", GatedDeltaNet)
 register_cell("deltaproduct", DeltaProduct)
@@ -67,6 +69,7 @@ __all__ = [
     "HGRN",
     "LRU",
     "Mamba",
+    "Mamba2",
     "MatrixCell",
     "MinGRU",
     "MinLSTM",

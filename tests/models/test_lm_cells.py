@@ -25,6 +25,7 @@ TOL = dict(rtol=1e-8, atol=1e-8)
 CELL_OPTIONS = {
     "lru": {"d_state": 8}, "s4d": {"d_state": 4}, "s5": {"d_state": 8}, "mingru": {"d_hidden": 8},
     "minlstm": {"d_hidden": 8}, "mamba": {"d_state": 4}, "retnet": {"n_heads": 2}, "gla": {"n_heads": 2, "gate_rank": 4},
+    "mamba2": {"n_heads": 2, "d_state": 4},
     "gateloop": {"n_heads": 2}, "mlstm": {"n_heads": 2}, "deltanet": {"n_heads": 2},
     "gated_deltanet": {"n_heads": 2}, "deltaproduct": {"n_heads": 2}, "aaren": {"n_heads": 2},
 }

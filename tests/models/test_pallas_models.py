@@ -1,8 +1,9 @@
 """A model built with `scan_method="pallas"` runs its cells through the Pallas kernels (interpret
 mode here) and computes what the pure-JAX path computes: the logits and the gradient of a loss
 with respect to every parameter, in float32, for a diagonal cell (the engine's diagonal kernel)
-and the two chunk kernels' cells. Tolerance 1e-4: float32 through one layer of projections,
-norms and a 20-token recurrence, both sides; measured ~1e-6."""
+and the two chunk kernels' cells (Mamba-2 with eigenvalues in (−1, 1): its sign trick). Tolerance
+1e-4: float32 through one layer of projections, norms and a 20-token recurrence, both sides;
+measured ~1e-6."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ from lrnn.scan import methods as scan_methods
 from tests.helpers import seed_of
 
 D, V, B, T = 16, 13, 2, 20
-CELLS = {"lru": {"d_state": 8}, "gla": {"n_heads": 2, "gate_rank": 4}, "gated_deltanet": {"n_heads": 2}}
+CELLS = {"lru": {"d_state": 8}, "gla": {"n_heads": 2, "gate_rank": 4}, "gated_deltanet": {"n_heads": 2},
+         "mamba2": {"n_heads": 2, "d_state": 8, "eigenvalue_range": (-1, 1)}}  # its sign trick through the kernel
 
 
 def lm(cell: str, method: str) -> CausalLM:
@@ -26,7 +28,8 @@ def lm(cell: str, method: str) -> CausalLM:
     return CausalLM(config, vocab_size=V, param_dtype=jnp.float32, rngs=nnx.Rngs(seed_of("pallas-lm", cell)))
 
 
-KERNEL_OF = {"lru": None, "gla": "decay_attention", "gated_deltanet": "delta_rule"}  # None: the engine's method
+KERNEL_OF = {"lru": None, "gla": "decay_attention", "gated_deltanet": "delta_rule",  # None: the engine's method
+             "mamba2": "decay_attention"}
 
 
 @pytest.mark.parametrize("cell", list(CELLS))
