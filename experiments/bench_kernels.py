@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 import pathlib
 import sys
@@ -316,20 +315,6 @@ def auto_rows(results: dict) -> dict[str, list[dict]]:
     return rows
 
 
-def write_auto(rows: dict[str, list[dict]]) -> None:
-    """Merge `rows` into this backend's part of the auto table: a row replaces the row measured at
-    the same (length, lanes); every other row is kept (`bench_scan.py --write-auto` replaces whole
-    families, so run it first)."""
-    table = json.loads(auto.TABLE.read_text()) if auto.TABLE.exists() else {}
-    families = table.setdefault(jax.default_backend(), {})
-    for family, new in rows.items():
-        measured = {(row["length"], row["lanes"]) for row in new}
-        kept = [row for row in families.get(family, []) if (row["length"], row["lanes"]) not in measured]
-        families[family] = kept + new
-    benchlib.write_json(auto.TABLE, table)
-    auto._table.cache_clear()
-
-
 # --- command line ----------------------------------------------------------------------------
 
 
@@ -363,7 +348,7 @@ def main(argv=None) -> dict:
     text = report(results)
     benchlib.publish(results, text, out, markdown, SECTION)
     if args.write_auto and not quick:
-        write_auto(auto_rows(results))
+        auto.merge_rows(auto_rows(results))  # bench_scan.py --write-auto replaces whole families: run it first
     return results
 
 

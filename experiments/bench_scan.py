@@ -56,7 +56,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import math
 import pathlib
 import sys
@@ -335,15 +334,6 @@ def auto_rows(records: list[dict], family_of: dict[str, str]) -> dict[str, list[
     return {family: sorted(r, key=lambda row: (row["length"], row["lanes"])) for family, r in rows.items()}
 
 
-def write_auto_table(rows: dict[str, list[dict]], path: pathlib.Path = auto.TABLE) -> dict:
-    """Replace this backend's measured families in the table, keep everything else, re-read it."""
-    table = json.loads(path.read_text()) if path.exists() else {}
-    table.setdefault(jax.default_backend(), {}).update(rows)
-    benchlib.write_json(path, table)
-    auto._table.cache_clear()
-    return table
-
-
 # --- reporting ----------------------------------------------------------------------------------
 
 
@@ -486,7 +476,7 @@ def main(argv=None) -> dict:
     written = None
     if args.write_auto:
         written = auto_rows(records, {c.name: c.monoid.family for c in CASES})
-        write_auto_table(written)
+        auto.replace_families(written)
         for record, size in zip(records, sized):
             benchlib.progress(f"auto {size.case.name} T={size.length} {record['pass']}")
             remeasure_auto(record, size, timing, seed=len(records) + size.length)

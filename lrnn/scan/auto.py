@@ -1,7 +1,9 @@
 """`method="auto"`: pick the method the benchmark measured fastest for the nearest size.
 
-`auto_methods.json` (written by `experiments/bench_scan.py --write-auto`) holds, per backend and
-monoid family, rows {length, lanes, method, chunk_size}: the fastest method measured at that
+`auto_methods.json` (written by the benchmarks' `--write-auto`: `experiments/bench_scan.py`,
+`bench_kernels.py`, `bench_cells.py`, through `replace_families` / `merge_rows`) holds, per backend
+and family (a monoid's, a chunk kernel's, or "cell:<name>" for a cell's streamed forward), rows
+{length, lanes, method, chunk_size}: the fastest method measured at that
 size, `lanes` being the scalar recurrences advanced per step (state entries × batch). A call is
 matched to the nearest measured row in (log2 length, log2 lanes). A backend with no
 measurements yet falls back to "sequential" on CPU and "associative" elsewhere; those two
@@ -56,3 +58,28 @@ def choose(family: str, length: int, lanes: int, backend: str | None = None) -> 
 def chunk_size_for(family: str, length: int, lanes: int, backend: str | None = None) -> int:
     """The measured best chunk size for the chunked method at the nearest size."""
     return choose(family, length, lanes, backend)[1]
+
+
+def _write(update) -> dict:
+    """Apply `update` to this backend's families in the table file, write it, re-read it."""
+    table = json.loads(TABLE.read_text()) if TABLE.exists() else {}
+    update(table.setdefault(jax.default_backend(), {}))
+    TABLE.write_text(json.dumps(table, indent=2) + "\n")
+    _table.cache_clear()
+    return table
+
+
+def replace_families(rows: dict[str, list[dict]]) -> dict:
+    """This backend's measured families replaced by `rows` ({family: rows}); all else kept."""
+    return _write(lambda families: families.update(rows))
+
+
+def merge_rows(rows: dict[str, list[dict]]) -> dict:
+    """`rows` merged into this backend's families: a row replaces the one measured at the same
+    (length, lanes); every other row is kept."""
+    def update(families):
+        for family, new in rows.items():
+            measured = {(row["length"], row["lanes"]) for row in new}
+            kept = [row for row in families.get(family, []) if (row["length"], row["lanes"]) not in measured]
+            families[family] = sorted(kept + new, key=lambda row: (row["length"], row["lanes"]))
+    return _write(update)

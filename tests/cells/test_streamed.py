@@ -134,7 +134,8 @@ def test_auto_streams_where_measured_faster(monkeypatch):
     assert streamed.choose(cell, (2, 64), "auto", None) == ("streamed", 16)
     assert streamed.choose(cell, (2, 4096), "auto", None) == ("auto", None)
     assert streamed.choose(cell, (2, 60), "auto", None) == ("auto", None)  # 16 does not divide 60
-    assert streamed.choose(cell, (2, 60), "streamed", None) == ("streamed", 60)  # largest divisor ≤ 256
+    assert streamed.choose(cell, (2, 60), "streamed", None) == ("streamed", 60)  # largest divisor ≤ 64
+    assert streamed.choose(cell, (2, 100), "streamed", None) == ("streamed", 50)
     assert streamed.choose(cell, (2, 64), "streamed", None) == ("streamed", 16)  # the measured one
     assert streamed.choose(cell, (2, 64), "streamed", 8) == ("streamed", 8)
     # and the forward it picks computes the same function as the whole-sequence scan
@@ -146,7 +147,7 @@ def test_auto_streams_where_measured_faster(monkeypatch):
 def test_auto_without_measurements_uses_the_engine(monkeypatch):
     monkeypatch.setattr(auto, "_table", lambda: {})
     assert streamed.choose(cells.S4D(d_in=8), (2, 1024), "auto", None) == ("auto", None)
-    assert streamed.choose(cells.S4D(d_in=8), (2, 1024), "streamed", None) == ("streamed", 256)
+    assert streamed.choose(cells.S4D(d_in=8), (2, 1024), "streamed", None) == ("streamed", 64)
 
 
 def test_family_names_the_registered_cell():

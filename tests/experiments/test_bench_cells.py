@@ -1,6 +1,9 @@
-"""The cells benchmark runs end to end at a toy size and reports what it measured."""
+"""The cells benchmark runs end to end at a toy size and reports what it measured; its
+--write-auto rows stream exactly where streaming measured faster."""
 
 import json
+
+import pytest
 
 from experiments import bench_cells
 
@@ -8,13 +11,56 @@ from experiments import bench_cells
 def test_quick_run_writes_a_table_and_results(tmp_path):
     out = tmp_path / "cells.json"
     markdown = tmp_path / "BENCHMARKS.md"
-    results = bench_cells.main(["--quick", "--cells", "lru", "--sizes", "16", "--rounds", "1",
+    results = bench_cells.main(["--quick", "--cells", "lru", "--sizes", "64", "--rounds", "1", "--no-memory",
                                 "--out", str(out), "--markdown", str(markdown)])
     saved = json.loads(out.read_text())
     assert [(r["cell"], r["length"], r["pass"]) for r in saved["records"]] == [
-        ("lru", 16, bench_cells.FORWARD), ("lru", 16, bench_cells.TRAIN)]
+        ("lru", 64, bench_cells.FORWARD), ("lru", 64, bench_cells.TRAIN)]
     for record in results["records"]:
-        assert set(record["median_s"]) == {*bench_cells.METHODS, bench_cells.LOOP}
+        # streamed at the chunk sizes that divide T = 64 (32 and 64), not 128
+        expected = {*bench_cells.METHODS, bench_cells.LOOP} - {"streamed_128"}
+        assert set(record["median_s"]) == expected
         assert all(seconds > 0 for seconds in record["median_s"].values())
+        assert record["median_s"]["auto"] == record["median_s"][record["auto_picks"]]
     text = markdown.read_text()
-    assert bench_cells.SECTION in text and "| lru | 16 |" in text
+    assert bench_cells.SECTION in text and "| lru | 64 |" in text
+
+
+def test_memory_table_shows_the_stream_not_growing(tmp_path):
+    rows = bench_cells.training_memory("mamba", 16, 2, (256, 1024))
+    by = {(r["length"], r["method"]): r["temp_bytes"] for r in rows}
+    whole_growth = by[(1024, "whole")] - by[(256, "whole")]
+    stream_growth = by[(1024, "streamed_64")] - by[(256, "streamed_64")]
+    assert whole_growth > 768 * rows[0]["per_token_state_bytes"]  # the whole scan stores every token's state
+    assert stream_growth < 0.1 * whole_growth
+
+
+def _record(cell, length, pass_, **seconds):
+    return {"cell": cell, "length": length, "lanes": 8, "pass": pass_, "median_s": seconds}
+
+
+def test_stream_rows_pick_streamed_where_forward_plus_training_is_faster():
+    records = [
+        _record("mamba", 1024, "forward", whole=2.0, streamed_32=1.5, streamed_64=1.0, step_loop=3.0),
+        _record("mamba", 1024, "forward+backward", whole=9.0, streamed_32=4.0, streamed_64=5.0, step_loop=9.0),
+        _record("lru", 1024, "forward", whole=1.0, streamed_32=1.5, step_loop=3.0),
+        _record("lru", 1024, "forward+backward", whole=2.0, streamed_32=1.6, step_loop=3.0),
+        _record("mamba2", 1024, "forward", whole=1.0, step_loop=3.0),  # a matrix cell: no rows
+    ]
+    assert bench_cells.stream_rows(records) == {
+        "cell:mamba": [{"length": 1024, "lanes": 8, "method": "streamed", "chunk_size": 32}],  # 5.5 < 6.0 < 11
+        "cell:lru": [{"length": 1024, "lanes": 8, "method": "whole", "chunk_size": None}],  # 3.0 < 3.1
+    }
+
+
+def test_default_cells_are_the_diagonal_ones_and_mamba2():
+    names = bench_cells.default_cells()
+    assert {"lru", "s4d", "s5", "mamba", "hgrn", "mingru", "minlstm", "rglru"} <= set(names)
+    assert names[-1] == "mamba2"
+    assert not {"gla", "deltanet", "aaren"} & set(names)
+
+
+def test_write_auto_refuses_quick(capsys):
+    with pytest.raises(SystemExit):
+        bench_cells.parse(["--quick", "--write-auto"])
+    assert "--write-auto records measurements at the real sizes" in capsys.readouterr().err

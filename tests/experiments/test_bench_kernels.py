@@ -49,7 +49,7 @@ def test_write_auto_records_the_winner_and_keeps_other_rows(tmp_path, monkeypatc
     table_path.write_text(json.dumps({"tpu": {"delta_rule": [kept]}, backend: {"delta_rule": [kept, replaced]}}))
     monkeypatch.setattr(auto, "TABLE", table_path)
 
-    bench_kernels.write_auto(bench_kernels.auto_rows(_results(kernel_s=kernel_s, pure_s=2.0, fla_s=1.0)))
+    auto.merge_rows(bench_kernels.auto_rows(_results(kernel_s=kernel_s, pure_s=2.0, fla_s=1.0)))
 
     table = json.loads(table_path.read_text())
     assert table["tpu"] == {"delta_rule": [kept]}
