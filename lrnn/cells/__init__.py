@@ -8,8 +8,9 @@ Each cell is a frozen dataclass of hyperparameters (sizes included) with pure fu
     state = cell.initial_state((B,))
     labels = cell.param_labels(params)                                # recurrent / regular
 
-Matrix-state cells (`MatrixCell`: RetNet, GLA, HGRN2, GateLoop, mLSTM, the DeltaNet family) train
-chunkwise through `lrnn.cells.chunkwise` and keep the per-token scan as `forward_materialised`.
+`forward(..., method="streamed")` runs a scan-defined cell chunk by chunk without per-token
+states (`streamed`). Matrix-state cells (`MatrixCell`: RetNet, GLA, HGRN2, GateLoop, mLSTM,
+Mamba-2, the DeltaNet family) train chunkwise through `lrnn.cells.chunkwise` and keep the per-token scan as `forward_materialised`.
 See `base` and `matrix` for the contract and each module for its paper's equations. Every cell
 registered below is run by the contract suite in tests/cells against a float64 loop of its
 equations.

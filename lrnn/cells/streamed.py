@@ -94,7 +94,9 @@ def check_chunk_size(chunk_size, length: int) -> int:
 
 
 def _by_chunk(x, size):
-    """(B, T, …) → (T/size, B, size, …): the chunk index leading, for lax.scan."""
+    """(B, T, …) → (T/size, B, size, …): the chunk index leading, for lax.scan (None stays None)."""
+    if x is None:
+        return None
     return jnp.moveaxis(x.reshape(x.shape[0], -1, size, *x.shape[2:]), 1, 0)
 
 
@@ -122,12 +124,11 @@ def streamed_forward(cell, params: dict, xc, initial, *, chunk_size: int, method
     first_token = jax.tree_util.tree_map(lambda e: e[:, 0], cell.elements(params, xc[:, :1], **inputs))
     empty = cell.monoid.empty_state(first_token)  # carried in the elements' dtype, as the engine returns it
     start = empty if initial is None else jax.tree_util.tree_map(lambda h, e: h.astype(e.dtype), initial, empty)
-    by_chunk = (lambda r: None if r is None else _by_chunk(r, size))  # noqa: E731
-    chunks = {"x": _by_chunk(xc, size), "resets": by_chunk(resets)}
+    chunks = {"x": _by_chunk(xc, size), "resets": _by_chunk(resets, size)}
     bidirectional = cell.bidirectional
 
     if bidirectional:
-        chunks["ends"] = by_chunk(None if resets is None else cell.reverse_resets(resets))
+        chunks["ends"] = _by_chunk(None if resets is None else cell.reverse_resets(resets), size)
 
         @jax.checkpoint
         def fold_back(entering, chunk):
