@@ -90,14 +90,13 @@ assert resolved.train.steps == 60 and resolved.model.cell == "lru"
 # ## The run
 #
 # `main` trains (data-parallel over every local device; here one CPU), saves an orbax checkpoint
-# at the end, evaluates at `task.eval_lengths` and prints the accuracy table. It writes its
-# evaluation plot after switching matplotlib to the Agg backend, so the notebook switches its
-# inline backend back on afterwards (the `%matplotlib inline` line) for the figures below.
+# at the end, evaluates at `task.eval_lengths`, prints the accuracy table and draws its
+# accuracy-vs-length plot into a file (on a bare matplotlib Figure, leaving this notebook's
+# inline backend alone).
 
 # %%
 started = time.perf_counter()
 exit_code = train_cli.main(["--config", str(CONFIG), *overrides])
-# %matplotlib inline
 print(f"exit code {exit_code}, {time.perf_counter() - started:.0f} s")
 assert exit_code == 0
 

@@ -40,11 +40,10 @@ def markdown_table(runs: dict[str, list[dict]], *, metric: str = "final_accuracy
 def plot(runs: dict[str, list[dict]], path: pathlib.Path, *, train_length: int, title: str,
          metric: str = "final_accuracy", chance: float | None = None) -> pathlib.Path:
     """A PNG of `metric` against length, one line per model, the training length marked."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # a bare Figure: the process's backend (a notebook's) stays
 
-    figure, axes = plt.subplots(figsize=(6, 4), dpi=120)
+    figure = Figure(figsize=(6, 4), dpi=120)
+    axes = figure.subplots()
     for name, rows in runs.items():
         axes.plot([row["length"] for row in rows], [row[metric] for row in rows], marker="o", label=name)
     axes.axvline(train_length, color="grey", linestyle="--", linewidth=1, label="longest training length")
@@ -62,5 +61,4 @@ def plot(runs: dict[str, list[dict]], path: pathlib.Path, *, train_length: int, 
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path)
-    plt.close(figure)
     return path
