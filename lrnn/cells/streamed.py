@@ -63,25 +63,30 @@ def default_chunk_size(length: int, target: int = DEFAULT_CHUNK_SIZE) -> int:
     return max(c for c in range(1, min(target, length) + 1) if length % c == 0)
 
 
+def divisor_near(length: int, target: int) -> int | None:
+    """The divisor of `length` nearest `target` (in ratio) within a factor 2 of it, or None."""
+    near = [c for c in range(max(1, target // 2), min(2 * target, length) + 1) if length % c == 0]
+    return min(near, key=lambda c: max(c / target, target / c)) if near else None
+
+
 def choose(cell, lead_shape: tuple, method: str, chunk_size) -> tuple[str, int | None]:
     """(method, chunk_size) for `cell.forward` on inputs of lead shape (B, T) asked for `method`
     "auto" or "streamed": "auto" streams where the benchmark measured streaming faster at the
-    nearest size (with the chunk size measured there, if it divides T), and otherwise hands
-    "auto" on to the engine; "streamed" without a chunk size takes the measured one, or the
-    largest divisor of T up to 64 (measured fastest on CPU for Mamba and S4D at D = 256)."""
+    nearest size, with the divisor of T nearest the chunk size measured there (within a factor
+    2; none: no stream), and otherwise hands "auto" on to the engine; "streamed" without a chunk
+    size takes that divisor, or the largest divisor of T up to 64 (measured fastest on CPU for
+    Mamba and S4D at D = 256)."""
     batch, length = lead_shape
     name = family(cell)
     row = None if name is None else auto.measured(name, length, lanes(cell, batch))
-    measured_chunk = row and row.get("chunk_size")
+    near = row and row.get("chunk_size") and divisor_near(length, row["chunk_size"])
     if method == "auto":
-        if row is None or row["method"] != METHOD or length % measured_chunk:
+        if row is None or row["method"] != METHOD or not near:
             return "auto", chunk_size
-        return METHOD, measured_chunk
+        return METHOD, near
     if chunk_size is not None:
         return METHOD, chunk_size
-    if measured_chunk and length % measured_chunk == 0:
-        return METHOD, measured_chunk
-    return METHOD, default_chunk_size(length)
+    return METHOD, near or default_chunk_size(length)
 
 
 def check_chunk_size(chunk_size, length: int) -> int:

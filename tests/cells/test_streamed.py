@@ -133,9 +133,10 @@ def test_auto_streams_where_measured_faster(monkeypatch):
                               {"length": 4096, "lanes": lanes, "method": "whole", "chunk_size": None}])
     assert streamed.choose(cell, (2, 64), "auto", None) == ("streamed", 16)
     assert streamed.choose(cell, (2, 4096), "auto", None) == ("auto", None)
-    assert streamed.choose(cell, (2, 60), "auto", None) == ("auto", None)  # 16 does not divide 60
-    assert streamed.choose(cell, (2, 60), "streamed", None) == ("streamed", 60)  # largest divisor ≤ 64
-    assert streamed.choose(cell, (2, 100), "streamed", None) == ("streamed", 50)
+    assert streamed.choose(cell, (2, 60), "auto", None) == ("streamed", 15)  # the divisor of 60 nearest 16
+    assert streamed.choose(cell, (2, 61), "auto", None) == ("auto", None)  # none within a factor 2 of 16
+    assert streamed.choose(cell, (2, 61), "streamed", None) == ("streamed", 61)  # largest divisor ≤ 64
+    assert streamed.choose(cell, (2, 100), "streamed", None) == ("streamed", 20)  # nearest 16: 20 (1.25×) vs 10
     assert streamed.choose(cell, (2, 64), "streamed", None) == ("streamed", 16)  # the measured one
     assert streamed.choose(cell, (2, 64), "streamed", 8) == ("streamed", 8)
     # and the forward it picks computes the same function as the whole-sequence scan
