@@ -9,3 +9,4 @@ so `method="pallas"` is available wherever a scan method is taken.
 __version__ = "0.1.0"
 
 import pallas_kernels  # noqa: E402,F401  (registers method "pallas" and the chunk kernels)
+from lrnn.debug import debug_nans  # noqa: E402,F401  (name the scan where a NaN/inf first appears)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from lrnn import debug
 from lrnn.scan import auto, timeaxis, validation
 from lrnn.scan.diagonal import DiagonalMonoid
 from lrnn.scan.diagonal_vjp import diagonal_scan, uses_reverse_scan_vjp
@@ -71,8 +72,10 @@ def scan(
     axis = validation.check_axis(monoid, leaves, axis)
     monoid.check(leaves, axis)
     validation.check_method(method, chunk_size, registered_methods())
+    validation.check_reverse(reverse)
     lead_shape = leaves[0].shape[: axis + 1]
     resets = validation.check_resets(resets, lead_shape)
+    checked = debug.ScanCall(monoid, leaves, method, axis, reverse) if debug.nans_enabled() else None
 
     out_dtype = jnp.result_type(*leaves)
     work_dtype = jnp.promote_types(out_dtype, jnp.float32)
@@ -109,4 +112,7 @@ def scan(
         states, final = get_method(method)(
             monoid, leaves, initial, axis=axis, reverse=bool(reverse), chunk_size=chunk_size)
     cast = lambda x: x.astype(out_dtype)  # noqa: E731
-    return tree_map(cast, states), tree_map(cast, final)
+    states, final = tree_map(cast, states), tree_map(cast, final)
+    if checked is not None:  # under lrnn.debug_nans(): see lrnn.debug
+        checked.check(initial, states, method)
+    return states, final
