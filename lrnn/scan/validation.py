@@ -15,6 +15,14 @@ def _inexact(x) -> bool:
     return jnp.issubdtype(x.dtype, jnp.inexact)
 
 
+def _as_array(label: str, x):
+    """x as a jax array, or a TypeError naming `label` (None, strings and ragged lists are not arrays)."""
+    try:
+        return jnp.asarray(x)
+    except (TypeError, ValueError):
+        raise TypeError(f"{label} must be an array, got {type(x).__name__}") from None
+
+
 def check_monoid(monoid) -> None:
     if not isinstance(monoid, Monoid):
         raise TypeError(f"monoid must be an lrnn.scan Monoid (e.g. DiagonalMonoid()), got {type(monoid).__name__}")
@@ -31,7 +39,7 @@ def check_elements(monoid: Monoid, elements) -> tuple:
             f"elements: {type(monoid).__name__} takes {len(monoid.leaf_names)} arrays "
             f"({', '.join(monoid.leaf_names)}), got {len(elements)}"
         )
-    leaves = tuple(jnp.asarray(x) for x in elements)
+    leaves = tuple(_as_array(f"elements[{i}] ({name})", x) for i, (x, name) in enumerate(zip(elements, monoid.leaf_names)))
     for i, x in enumerate(leaves):
         if not _inexact(x):
             raise TypeError(f"elements[{i}] ({monoid.leaf_names[i]}) must be a floating or complex array, got dtype {x.dtype}")
@@ -62,6 +70,11 @@ def check_axis(monoid: Monoid, leaves: tuple, axis) -> int:
     return axis
 
 
+def check_reverse(reverse) -> None:
+    if not isinstance(reverse, (bool, np.bool_)):
+        raise ValueError(f"reverse must be True or False, got {reverse!r}")
+
+
 def check_method(method, chunk_size, known: tuple) -> None:
     if method != "auto" and method not in known:
         hint = " (the Pallas kernels register it when pallas_kernels imports)" if method == "pallas" else ""
@@ -75,7 +88,7 @@ def check_method(method, chunk_size, known: tuple) -> None:
 def check_resets(resets, lead_shape: tuple):
     if resets is None:
         return None
-    resets = jnp.asarray(resets)
+    resets = _as_array("resets", resets)
     if resets.dtype != jnp.bool_:
         raise TypeError(
             f"resets must be a bool array of shape {lead_shape} (dims up to and including the scan axis), "
@@ -99,6 +112,8 @@ def check_initial(initial, layout):
     expected = jax.tree_util.tree_structure(layout)
     try:
         given = jax.tree_util.tree_map(jnp.asarray, initial)
+        if jax.tree_util.tree_structure(given) != expected:
+            raise ValueError
         flat = expected.flatten_up_to(given)
     except (ValueError, TypeError):
         raise ValueError(
