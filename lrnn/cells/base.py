@@ -40,7 +40,7 @@ from typing import ClassVar
 import jax
 import jax.numpy as jnp
 
-from lrnn.cells import checks, streamed
+from lrnn.cells import checks, params_check, streamed
 from lrnn.scan import DiagonalMonoid, Monoid, scan
 
 RECURRENT = "recurrent"
@@ -118,6 +118,7 @@ class Cell:
         Returns:
           y (B, T, d_out) in x's dtype, and the state after the last token.
         """
+        params_check.check(self, params)
         x = checks.sequence(x, self.d_in)
         xc = x.astype(jnp.promote_types(x.dtype, jnp.float32))
         initial = None if state is None else self.to_scan_state(self._check_state("state", state, x.shape[0]))
@@ -144,6 +145,7 @@ class Cell:
         Returns:
           y_t (B, d_out) in x_t's dtype, and the new state.
         """
+        params_check.check(self, params)
         x_t = checks.token(x_t, self.d_in)
         state = self._check_state("state", state, x_t.shape[0])
         xc = x_t.astype(jnp.promote_types(x_t.dtype, jnp.float32))[:, None]

@@ -56,7 +56,7 @@ import math
 import jax
 import jax.numpy as jnp
 
-from lrnn.cells import checks
+from lrnn.cells import checks, params_check
 from lrnn.cells.chunkwise import delta_rule
 from lrnn.cells.heads import head_norm, l2_normalise
 from lrnn.cells.initializers import scaled_normal
@@ -133,6 +133,7 @@ class DeltaRuleCell(MatrixCell):
     def _direct_step(self, params, state, x_t, update):
         """`step` through update(params, state (B, H, K, V), x (B, 1, d_in)) -> new state: the
         cell's own O(K·V) rank-one form, never a K×K transition."""
+        params_check.check(self, params)
         x_t = checks.token(x_t, self.d_in)
         state = self._check_state("state", state, x_t.shape[0])
         xc = x_t.astype(jnp.promote_types(x_t.dtype, jnp.float32))[:, None]

@@ -14,7 +14,7 @@ from typing import ClassVar
 
 import jax.numpy as jnp
 
-from lrnn.cells import checks, streamed
+from lrnn.cells import checks, params_check, streamed
 from lrnn.cells.base import Cell
 from lrnn.cells.heads import HeadSizes
 
@@ -53,6 +53,7 @@ class MatrixCell(HeadSizes, Cell):
         Returns:
           y (B, T, d_out) in x's dtype, and the state after the last token.
         """
+        params_check.check(self, params)
         x = checks.sequence(x, self.d_in)
         if method == streamed.METHOD:
             raise ValueError(f"method='streamed' is for cells whose forward scans per-token elements; "
@@ -71,5 +72,6 @@ class MatrixCell(HeadSizes, Cell):
     def forward_materialised(self, params: dict, x, state=None, *, method: str = "auto", resets=None,
                              chunk_size: int | None = None, **inputs):
         """The per-token reference: every token's state through one `lrnn.scan` (memory
-        O(T·K·V) per head; `method` and `chunk_size` are the engine's)."""
+        O(T·K·V) per head; `method` and `chunk_size` are the engine's). `Cell.forward` checks
+        the params."""
         return Cell.forward(self, params, x, state, method=method, resets=resets, chunk_size=chunk_size, **inputs)
