@@ -147,6 +147,7 @@ def validate(config: RunConfig) -> None:
     from experiments.tasks import make_task
 
     task_config, train, optim = config.task, config.train, config.optim
+    _check_types(config)
     if set(train.out_dir) & set("[]*?{}"):
         # orbax finds a save's pieces by glob: in such a directory it writes checkpoints it cannot read back
         raise ConfigError(f"train.out_dir must not contain any of [ ] * ? {{ }}, got {train.out_dir!r}")
@@ -190,6 +191,58 @@ def validate(config: RunConfig) -> None:
         raise ConfigError(f"[task]: {error}") from None
     if config.model.bidirectional and task.kind != "classify":
         raise ConfigError(f"model.bidirectional needs a classification task; task {task.name!r} is {task.kind!r}")
+
+
+# Fields whose value must be an int (not a float or a string), before any range check reads them.
+_INT_FIELDS = ("train.steps", "train.batch_size", "train.seed", "train.log_every", "train.checkpoint_every",
+               "train.keep_checkpoints", "task.train_length", "task.eval_batches", "task.eval_seed",
+               "optim.warmup_steps")
+_NUMBER_FIELDS = ("optim.learning_rate", "optim.weight_decay", "optim.final_learning_rate_fraction",
+                  "optim.clip_norm", "optim.b1", "optim.b2")
+
+
+def _check_types(config: RunConfig) -> None:
+    """Each field of the right kind, so the range checks compare numbers with numbers."""
+    def value(dotted):
+        section, key = dotted.split(".")
+        return getattr(getattr(config, section), key)
+
+    for name in _INT_FIELDS:
+        if not _is_int(value(name)):
+            raise ConfigError(f"{name} must be an int, got {value(name)!r}")
+    if config.task.min_train_length is not None and not _is_int(config.task.min_train_length):
+        raise ConfigError(f"task.min_train_length must be an int or none, got {config.task.min_train_length!r}")
+    for name in _NUMBER_FIELDS:
+        if not _is_number(value(name)):
+            raise ConfigError(f"{name} must be a number, got {value(name)!r}")
+    if config.optim.recurrent_learning_rate is not None and not _is_number(config.optim.recurrent_learning_rate):
+        raise ConfigError(f"optim.recurrent_learning_rate must be a number or none, "
+                          f"got {config.optim.recurrent_learning_rate!r}")
+    if config.train.seed < 0:
+        raise ConfigError(f"train.seed must be ≥ 0, got {config.train.seed!r}")
+    for name in ("optim.b1", "optim.b2"):
+        if not 0 <= value(name) < 1:
+            raise ConfigError(f"{name} must be in [0, 1), got {value(name)!r}")
+    if not isinstance(config.train.progress, bool):
+        raise ConfigError(f"train.progress must be true or false, got {config.train.progress!r}")
+    if not isinstance(config.train.out_dir, str) or not config.train.out_dir:
+        raise ConfigError(f"train.out_dir must be a non-empty path string, got {config.train.out_dir!r}")
+    if not isinstance(config.task.name, str):
+        raise ConfigError(f"task.name must be a string, got {config.task.name!r}")
+    if not isinstance(config.task.options, dict):
+        raise ConfigError(f"task.options must be a table of the task's options (e.g. {{n_pairs=4}}), "
+                          f"got {config.task.options!r}")
+    if not isinstance(config.task.eval_lengths, (tuple, list)):
+        raise ConfigError(f"task.eval_lengths must be an array of lengths (e.g. [40, 128]), "
+                          f"got {config.task.eval_lengths!r}")
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def as_dict(config: RunConfig) -> dict:

@@ -21,6 +21,9 @@ def positive_int(name: str, value) -> None:
 
 def in_range(name: str, value, low: float, high: float, *, closed_low=True, closed_high=True) -> None:
     """low ≤ value ≤ high, with either end open when asked."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        left, right = "[" if closed_low else "(", "]" if closed_high else ")"
+        raise ValueError(f"{name} must be a number in {left}{low}, {high}{right}, got {value!r}")
     ok_low = value >= low if closed_low else value > low
     ok_high = value <= high if closed_high else value < high
     if not (ok_low and ok_high):
@@ -83,9 +86,17 @@ def one_of(name: str, value, choices) -> None:
         raise ValueError(f"{name} must be one of {', '.join(repr(c) for c in choices)}, got {value!r}")
 
 
+def as_array(name: str, x, expected: str):
+    """x as a jax array, or a TypeError naming `name` (None, strings, ragged lists)."""
+    try:
+        return jnp.asarray(x)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be {expected}, got {type(x).__name__}") from None
+
+
 def real_array(name: str, x, rank: int, width: int, layout: str):
     """x as a real floating array of `rank` dims whose last dim is `width`."""
-    x = jnp.asarray(x)
+    x = as_array(name, x, f"a real floating array {layout}")
     if not jnp.issubdtype(x.dtype, jnp.floating):
         raise TypeError(f"{name} must be a real floating array {layout}, got dtype {x.dtype}")
     if x.ndim != rank or x.shape[-1] != width:
@@ -111,7 +122,7 @@ def resets(value, lead_shape: tuple):
     """Reset flags (B, T) bool, or None."""
     if value is None:
         return None
-    value = jnp.asarray(value)
+    value = as_array("resets", value, f"a bool array of shape {_shape_text(lead_shape)} (B, T)")
     if value.dtype != jnp.bool_ or value.shape != tuple(lead_shape):
         raise ValueError(f"resets must be a bool array of shape {_shape_text(lead_shape)} (B, T), "
                          f"got {value.dtype} {_shape_text(value.shape)}")
@@ -128,12 +139,16 @@ def state(name: str, value, template):
         raise ValueError(f"{name} must be a tuple of {len(parts)} arrays, got {type(value).__name__}")
     checked = []
     for i, (x, want) in enumerate(zip(given, parts)):
-        x = jnp.asarray(x)
+        label = name if len(parts) == 1 else f"{name}[{i}]"
+        try:
+            x = jnp.asarray(x)
+        except (TypeError, ValueError):
+            raise ValueError(f"{label} must be an array of shape {_shape_text(want.shape)} (batch, *state_shape), "
+                             f"got {type(x).__name__}") from None
         is_complex = jnp.issubdtype(want.dtype, jnp.complexfloating)
         kind = "complex" if is_complex else "real floating"
         ok_kind = jnp.iscomplexobj(x) if is_complex else jnp.issubdtype(x.dtype, jnp.floating)
         if x.shape != want.shape or not ok_kind or (len(parts) == 1 and isinstance(value, tuple)):
-            label = name if len(parts) == 1 else f"{name}[{i}]"
             raise ValueError(
                 f"{label} must be a {kind} array of shape {_shape_text(want.shape)} (batch, *state_shape), "
                 f"got {x.dtype} {_shape_text(x.shape)}"

@@ -60,6 +60,10 @@ class ModelConfig:
     chunk_size: int | None = None
 
     def __post_init__(self):
+        if self.cell_options is None:  # as build_cell reads it (and the CLI's model.cell_options=none)
+            object.__setattr__(self, "cell_options", {})
+        if not isinstance(self.cell_options, dict):
+            raise ValueError(f"cell_options must be a dict of the cell's hyperparameters, got {self.cell_options!r}")
         for name in ("d_model", "n_layers", "expand"):
             checks.positive_int(name, getattr(self, name))
         if self.conv_size is not None:
