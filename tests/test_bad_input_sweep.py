@@ -292,6 +292,8 @@ MODEL_ROWS = [
     Bad("build-tag-both-inputs", lambda: build_model("tag", ModelConfig(d_model=8), vocab_size=4, n_features=3,
                                                      n_classes=2, rngs=nnx.Rngs(0)), ValueError,
         r"vocab_size|n_features"),
+    Bad("build-rngs-int", lambda: build_model("lm", ModelConfig(d_model=8), vocab_size=4, rngs=0), TypeError,
+        r"rngs must be a flax.nnx.Rngs"),
     Bad("build-tag-no-inputs", lambda: build_model("tag", ModelConfig(d_model=8), n_classes=2, rngs=nnx.Rngs(0)),
         ValueError, r"vocab_size|n_features"),
 ]
@@ -398,18 +400,6 @@ def test_bad_input_gives_a_clear_error(row):
 
 
 # Still unclear, in code this sweep does not own: strict xfails, so a fix shows up here.
-REMAINING = [
-    Bad("build-rngs-int", lambda: build_model("lm", ModelConfig(d_model=8), vocab_size=4, rngs=0), TypeError,
-        r"rngs"),  # AttributeError: 'int' object has no attribute 'params' (lrnn/models/build.py)
-]
-
-
-@pytest.mark.xfail(strict=True, reason="not fixed yet: see REMAINING")
-@pytest.mark.parametrize("row", REMAINING, ids=[row.id for row in REMAINING])
-def test_remaining_unclear_errors(row):
-    assert_clear_error(row.call, row.error, row.names)
-
-
 # ---- drawn bad values ------------------------------------------------------------------------
 
 NOT_POSITIVE_INTS = st.one_of(

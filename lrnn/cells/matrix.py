@@ -17,6 +17,7 @@ import jax.numpy as jnp
 from lrnn.cells import checks, params_check, streamed
 from lrnn.cells.base import Cell
 from lrnn.cells.heads import HeadSizes
+from lrnn.scan import registered_methods, validation
 
 DEFAULT_CHUNK_SIZE = 64
 
@@ -59,6 +60,7 @@ class MatrixCell(HeadSizes, Cell):
             raise ValueError(f"method='streamed' is for cells whose forward scans per-token elements; "
                              f"{type(self).__name__}'s forward is chunkwise already (no per-token state): "
                              f"pass an engine method for the scan across chunks, e.g. 'auto'")
+        validation.check_method(method, None, registered_methods())  # before any chunk is computed
         chunk_size = self.default_chunk_size if chunk_size is None else chunk_size
         checks.positive_int("chunk_size", chunk_size)
         resets = checks.resets(resets, x.shape[:2])

@@ -22,6 +22,8 @@ def build_model(kind: str, config: ModelConfig, *, vocab_size: int | None = None
     (real-valued inputs), and n_classes. "lm" takes vocab_size only (n_classes is not used).
     """
     checks.one_of("kind", kind, KINDS)
+    if not isinstance(rngs, nnx.Rngs):
+        raise TypeError(f"rngs must be a flax.nnx.Rngs (e.g. nnx.Rngs(0)), got {type(rngs).__name__} {rngs!r}")
     if kind == "lm":
         if n_features is not None:
             raise ValueError(f"a causal LM reads tokens: n_features must be None, got {n_features!r}")
