@@ -10,17 +10,28 @@ experiments/training/config.py). Data parallel over every local device; on sever
 the same command on each after setting the usual JAX distributed environment and pass
 `--distributed` (calls `jax.distributed.initialize()`). Prints the accuracy-vs-length table at
 the end; everything else is in train.out_dir.
+
+Exit codes: 0 done; 2 a bad config, a missing or unusable checkpoint (one line on stderr); 75
+(EX_TEMPFAIL) stopped by SIGTERM/SIGINT (or, with --distributed, JAX's preemption notice) after
+finishing the step, saving a checkpoint and flushing the metrics: stderr names the step and the
+command that continues the run. With --resume a damaged newest checkpoint (truncated or missing
+file, unreadable metadata, an unfinished save) is reported, moved to
+train.out_dir/damaged_checkpoints/ and the one before it restored.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import pathlib
+import shlex
 import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 from experiments.training import config as run_config  # noqa: E402
+
+EXIT_PREEMPTED = 75  # os.EX_TEMPFAIL: stopped on a signal, a checkpoint saved, rerun with --resume
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -45,13 +56,18 @@ def main(argv=None) -> int:
     if args.distributed:
         jax.distributed.initialize()
     from experiments.training import evaluate
-    from experiments.training.loop import train
+    from experiments.training.checkpoint import CheckpointError
+    from experiments.training.loop import Preempted, train
 
     try:
         result = train(config, resume=args.resume)
-    except (FileNotFoundError, FileExistsError, run_config.ConfigError) as error:
+    except (FileNotFoundError, FileExistsError, run_config.ConfigError, CheckpointError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except Preempted as stopped:
+        if jax.process_index() == 0:
+            print(f"\n{stopped}\nto continue: {resume_command(argv)}", file=sys.stderr, flush=True)
+        return EXIT_PREEMPTED
     if jax.process_index() == 0:
         name = f"{config.model.cell} {dict(config.model.cell_options) or ''}".strip()
         print(f"\n{config.task.name}: trained on lengths ≤ {config.task.train_length}, "
@@ -60,6 +76,16 @@ def main(argv=None) -> int:
         print(f"\nmean scaled accuracy beyond the training length: {result.mean_scaled_accuracy:.3f}")
         print(f"outputs: {result.out_dir}")
     return 0
+
+
+def resume_command(argv=None) -> str:
+    """The shell command that continues this run: the same arguments plus --resume, run from the
+    same directory."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if "--resume" not in args:
+        args.append("--resume")
+    command = shlex.join([sys.executable, __file__, *args])
+    return f"cd {shlex.quote(os.getcwd())} && {command}"
 
 
 if __name__ == "__main__":

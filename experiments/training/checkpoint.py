@@ -5,14 +5,40 @@ variables (dropout RNG streams) as pure dicts, the optax state, and the step. Or
 save into a temporary directory and renames it when complete, so a run killed mid-save leaves the
 previous checkpoint intact and `latest_step` never names a partial one. PRNG key arrays are
 stored as their raw key data and re-wrapped on restore.
+
+On resume `Checkpoints.restore_latest` takes the newest checkpoint that restores: one without
+orbax's commit marker, with unreadable metadata or with damaged data files is reported in one
+warning line, moved out of the way (to `damaged_checkpoints/` beside `checkpoints/`) and the one
+before it tried. A checkpoint that reads but does not fit the model (another width or cell) is
+an error naming the first parameter whose saved and expected shapes differ.
 """
 
 from __future__ import annotations
 
+import gc
+import os
 import pathlib
+import shutil
+import sys
+import tempfile
 
 import jax
 import orbax.checkpoint as ocp
+from etils import epath
+from jax.experimental import multihost_utils
+
+# Orbax writes this file into a save's temporary directory just before renaming that directory
+# to the step number (on a local disk; on object stores the file alone marks completion).
+COMMIT_MARKER = "commit_success.txt"
+TEMPORARY = ".orbax-checkpoint-tmp"   # the suffix of a save orbax has not finished
+
+
+class CheckpointError(RuntimeError):
+    """No checkpoint restores, or the checkpoint does not fit the model; the message says which."""
+
+
+class _Damaged(Exception):
+    """A checkpoint that cannot be restored; the message is the reason."""
 
 
 class Checkpoints:
@@ -29,15 +55,67 @@ class Checkpoints:
     def latest_step(self) -> int | None:
         return self.manager.latest_step()
 
-    def save(self, step: int, state) -> bool:
-        """Saves `state` if the policy says so at `step`; True if it did."""
-        return self.manager.save(step, args=ocp.args.StandardSave(_unwrap_keys(state)))
+    def save(self, step: int, state, *, force: bool = False) -> bool:
+        """Saves `state` if the policy says so at `step` (always if `force`, unless `step` is
+        already saved); True if it did."""
+        if force and step in self.manager.all_steps():
+            return False
+        return self.manager.save(step, args=ocp.args.StandardSave(_unwrap_keys(state)), force=force)
 
     def restore(self, step: int, like):
         """The state saved at `step`, shaped, typed and sharded like the arrays of `like`."""
         abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, _unwrap_keys(like))
         restored = self.manager.restore(step, args=ocp.args.StandardRestore(abstract))
         return _rewrap_keys(restored, like)
+
+    def restore_latest(self, like, *, set_aside: pathlib.Path):
+        """(state, step) from the newest checkpoint that restores, shaped like `like`.
+
+        Each newer one that does not restore gets a warning line on stderr and, once an older one
+        has restored, is moved under `set_aside` (so new saves can take its step). Raises
+        CheckpointError when none restores, or when one reads but does not fit `like`."""
+        damaged, warnings, restored, mismatch = [], [], None, None
+        with _quiet_stderr() as noise:
+            for step, path in reversed(_step_directories(self.directory)):
+                try:
+                    _check_committed(path)
+                    _check_fits(self._saved_shapes(path), like)
+                    restored = self.restore(step, like), step
+                except _Damaged as error:
+                    reason = str(error)
+                except CheckpointError as error:  # another model's checkpoint: older ones are no better
+                    mismatch = error
+                    break
+                except Exception as error:  # noqa: BLE001 (orbax and tensorstore raise many kinds for a damaged file)
+                    reason = _first_line(error)
+                else:
+                    noise.keep = not damaged  # after a damaged one, what was held back is its tracebacks
+                    break
+                warnings.append(f"warning: checkpoint {step} in {str(self.directory)!r} cannot be restored "
+                                f"({reason}); trying the one before")
+                damaged.append(path)
+        for line in warnings:
+            print(line, file=sys.stderr, flush=True)
+        if mismatch is not None:
+            raise mismatch
+        if restored is None:
+            raise CheckpointError(f"--resume: no checkpoint in {str(self.directory)!r} can be restored "
+                                  "(see the warnings above); start afresh in another train.out_dir")
+        if damaged:
+            _set_aside(damaged, set_aside)
+            self.manager.reload()
+        return restored
+
+    @staticmethod
+    def _saved_shapes(path: pathlib.Path) -> dict:
+        try:
+            tree = ocp.StandardCheckpointHandler().metadata(epath.Path(path / "default"))
+        except Exception as error:  # noqa: BLE001 (any failure to read it is damage)
+            raise _Damaged(f"reading its array metadata failed: {_first_line(error)}") from None
+        if tree is None:
+            raise _Damaged("no metadata")
+        leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
+        return {_path_name(keys): tuple(getattr(leaf, "shape", ())) for keys, leaf in leaves}
 
     def close(self) -> None:
         self.manager.wait_until_finished()
@@ -73,6 +151,90 @@ def refuse_to_overwrite(directory: str | pathlib.Path) -> None:
     if steps:
         raise FileExistsError(f"{str(directory)!r} already holds checkpoints of a run (up to step {steps[-1]}): "
                               "pass --resume to continue it, or choose another train.out_dir")
+
+
+class _quiet_stderr:
+    """Holds back what is written to file descriptor 2 meanwhile (orbax and tensorstore print a
+    traceback per array of a damaged checkpoint, from their own threads) and shows it afterwards
+    only if `keep` was set."""
+
+    def __enter__(self):
+        self.keep = False
+        sys.stderr.flush()
+        self.saved, self.buffer = os.dup(2), tempfile.TemporaryFile()
+        os.dup2(self.buffer.fileno(), 2)
+        return self
+
+    def __exit__(self, *exc_info):
+        gc.collect()  # failed futures report when they are collected: while stderr is still held
+        sys.stderr.flush()
+        os.dup2(self.saved, 2)
+        os.close(self.saved)
+        if self.keep:
+            self.buffer.seek(0)
+            sys.stderr.write(self.buffer.read().decode(errors="replace"))
+        self.buffer.close()
+
+
+def _step_directories(directory: pathlib.Path) -> list[tuple[int, pathlib.Path]]:
+    """(step, directory) of every save under `directory`, finished or not, oldest first."""
+    found = []
+    for path in directory.iterdir() if directory.is_dir() else ():
+        name = path.name.split(TEMPORARY)[0] if TEMPORARY in path.name else path.name
+        if name.isdigit() and path.is_dir():
+            found.append((int(name), path))
+    return sorted(found)
+
+
+def _check_committed(path: pathlib.Path) -> None:
+    if TEMPORARY in path.name:
+        raise _Damaged(f"an unfinished save: orbax never renamed its temporary directory {path.name}")
+    if not (path / COMMIT_MARKER).is_file():
+        raise _Damaged(f"no commit marker {COMMIT_MARKER}: the save did not finish")
+
+
+def _check_fits(saved: dict, like) -> None:
+    """CheckpointError naming the first array whose saved and expected shapes differ."""
+    expected = {_path_name(keys): tuple(leaf.shape)
+                for keys, leaf in jax.tree_util.tree_flatten_with_path(_unwrap_keys(like))[0]}
+    for name, shape in expected.items():
+        if name not in saved or saved[name] != shape:
+            found = f"saved shape {saved[name]}" if name in saved else "not in the checkpoint"
+            raise CheckpointError(f"--resume: the checkpoint was written by another model config: {name}: "
+                                  f"{found}, this config expects {shape}")
+    extra = [name for name in saved if name not in expected]
+    if extra:
+        raise CheckpointError(f"--resume: the checkpoint was written by another model config: it holds "
+                              f"{extra[0]}, which this config does not have")
+
+
+def _path_name(keys) -> str:
+    """'params/backbone/blocks/0/...' for a pytree key path (dict keys, indices, attributes alike)."""
+    parts = (getattr(key, "key", getattr(key, "idx", getattr(key, "name", key))) for key in keys)
+    return "/".join(str(part) for part in parts)
+
+
+def _first_line(error: Exception) -> str:
+    """A one-line reason: the exception's type and the first line of its message, without
+    tensorstore's spec dump."""
+    text = (str(error).strip().splitlines() or [""])[0].split(" [tensorstore_spec")[0]
+    text = f"{type(error).__name__}: {text}" if text else type(error).__name__
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+def _set_aside(paths: list[pathlib.Path], destination: pathlib.Path) -> None:
+    """Moves damaged checkpoints out of the checkpoint directory (process 0; every process waits)."""
+    if jax.process_index() == 0:
+        destination.mkdir(parents=True, exist_ok=True)
+        for path in paths:
+            target = destination / path.name
+            if target.exists():
+                shutil.rmtree(target)
+            shutil.move(str(path), str(target))
+        print(f"moved the damaged checkpoint(s) {', '.join(p.name for p in paths)} to {str(destination)!r}",
+              file=sys.stderr, flush=True)
+    if jax.process_count() > 1:
+        multihost_utils.sync_global_devices("lrnn: damaged checkpoints set aside")
 
 
 def _is_key(x) -> bool:

@@ -55,6 +55,7 @@ class TrainConfig:
     keep_checkpoints: int = 2
     out_dir: str = "runs/default"
     progress: bool = True
+    check_finite: bool = False        # jax_debug_nans around the training step: slow, names the first non-finite op
 
 
 # The embedded default run (the main job's model): one DeltaNet layer with eigenvalues in (−1, 1)

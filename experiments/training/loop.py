@@ -13,6 +13,14 @@ Everything a run produces goes to `train.out_dir`:
     tensorboard/           event files
     results.json           the accuracy-vs-length rows and the summary
     accuracy_vs_length.png
+    damaged_checkpoints/   checkpoints --resume could not restore, moved aside
+
+Preemption: on SIGTERM or SIGINT (single process) the loop finishes the current step, saves a
+checkpoint at it, flushes the metrics and raises `Preempted`; a second signal acts at once, as
+does one during start-up or the final evaluation. With
+several processes the stop step comes from JAX's preemption sync point
+(`multihost_utils.reached_preemption_sync_point`, fed by the JAX distributed service's own SIGTERM
+handler), so every host stops and saves at the same step.
 """
 
 from __future__ import annotations
@@ -20,6 +28,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import pathlib
+import signal
+import threading
 import time
 from typing import Any, NamedTuple
 
@@ -28,6 +38,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import nnx
+from jax.experimental import multihost_utils
 
 from experiments.tasks import make_task
 from experiments.training import checkpoint, data, evaluate, objective, parallel
@@ -53,6 +64,53 @@ class RunResult:
     out_dir: pathlib.Path
 
 
+class Preempted(Exception):
+    """The run stopped on a signal after saving a checkpoint at `step`."""
+
+    def __init__(self, step: int, signal_name: str, checkpoint_dir: pathlib.Path):
+        super().__init__(f"stopped by {signal_name} after step {step}; checkpoint saved in {str(checkpoint_dir)!r}")
+        self.step, self.signal_name, self.checkpoint_dir = step, signal_name, checkpoint_dir
+
+
+class StopSignal:
+    """Notes SIGTERM/SIGINT while training and says after which step to stop.
+
+    Single process: a Python handler records the first signal (and puts the previous handler
+    back, so a second signal acts at once). Several processes: the handlers are left alone (JAX's
+    distributed service owns SIGTERM) and the stop step is JAX's preemption sync point, the same
+    on every host."""
+
+    def __init__(self):
+        self.multihost = jax.process_count() > 1
+        self.received: str | None = None
+        self._previous: dict = {}
+
+    def __enter__(self):
+        if not self.multihost and threading.current_thread() is threading.main_thread():
+            for number in (signal.SIGTERM, signal.SIGINT):
+                self._previous[number] = signal.signal(number, self._note)
+        return self
+
+    def __exit__(self, *exc_info):
+        for number, handler in self._previous.items():
+            signal.signal(number, handler)
+        self._previous.clear()
+
+    def _note(self, number, frame):
+        self.received = signal.Signals(number).name
+        signal.signal(number, self._previous[number])
+
+    def should_stop(self, step: int) -> bool:
+        """Whether to stop after `step` (call it at every step, on every host)."""
+        if self.multihost:
+            try:
+                if multihost_utils.reached_preemption_sync_point(step):
+                    self.received = "a preemption notice"
+            except RuntimeError:  # the preemption service is disabled: only a local signal counts
+                pass
+        return self.received is not None
+
+
 class Trainer:
     """The jitted pieces of one run: a model's graph, its optimizer and the device mesh."""
 
@@ -73,8 +131,10 @@ class Trainer:
         state = TrainState(params, rest, self.optimizer.init(params))
         self.initial_state = parallel.replicate(state, self.mesh)
         replicated, sharded = parallel.replicated(self.mesh), parallel.batch_sharded(self.mesh)
-        self.train_step = jax.jit(self._train_step, in_shardings=(replicated, sharded),
-                                  out_shardings=(replicated, replicated), donate_argnums=0)
+        # jax_debug_nans re-runs a failing step op by op, which needs its inputs: no donation then
+        step = jax.jit(self._train_step, in_shardings=(replicated, sharded), out_shardings=(replicated, replicated),
+                       donate_argnums=() if config.train.check_finite else 0)
+        self.train_step = _with_debug_nans(step) if config.train.check_finite else step
         self.eval_step = jax.jit(self._eval_step, in_shardings=(replicated, sharded), out_shardings=replicated)
 
     @property
@@ -139,11 +199,14 @@ def train(config: RunConfig, *, resume: bool = False, devices=None) -> RunResult
                                          keep=train_config.keep_checkpoints, steps=train_config.steps)
     state, start = trainer.initial_state, 0
     if resume:
-        start = checkpoints.latest_step()
-        state = checkpoints.restore(start, state)
+        state, start = checkpoints.restore_latest(state, set_aside=out_dir / "damaged_checkpoints")
     log = MetricsLog(out_dir, resume_step=start if resume else None)
-    state, final_train = _run_steps(trainer, state, start, checkpoints, log)
+    with StopSignal() as stop:
+        state, final_train, stopped_at = _run_steps(trainer, state, start, checkpoints, log, stop)
     checkpoints.close()
+    if stopped_at is not None:
+        log.close()
+        raise Preempted(stopped_at, stop.received, checkpoint_dir)
 
     results = {length: trainer.evaluate(state, length) for length in config.task.eval_lengths}
     rows = evaluate.length_rows(results, trainer.task.n_classes)
@@ -156,8 +219,9 @@ def train(config: RunConfig, *, resume: bool = False, devices=None) -> RunResult
     return result
 
 
-def _run_steps(trainer: Trainer, state: TrainState, start: int, checkpoints, log: MetricsLog):
-    """Steps start+1 … train.steps; returns the final state and the last logged training metrics."""
+def _run_steps(trainer: Trainer, state: TrainState, start: int, checkpoints, log: MetricsLog, stop: StopSignal):
+    """Steps start+1 … train.steps; returns the final state, the last logged training metrics and
+    the step it stopped after on a signal (None when it ran to the end)."""
     from tqdm.auto import tqdm
 
     config = trainer.config
@@ -165,33 +229,49 @@ def _run_steps(trainer: Trainer, state: TrainState, start: int, checkpoints, log
     tokens_per_step = config.train.batch_size * config.task.train_length
     bar = tqdm(total=steps, initial=start, disable=not config.train.progress, dynamic_ncols=True, mininterval=1.0,
                desc=f"{config.model.cell} on {config.task.name}")
-    window, window_start, summary = None, time.perf_counter(), {}
+    window, in_window, window_start, summary = None, 0, time.perf_counter(), {}
     for step in range(start + 1, steps + 1):
         host = data.training_batch(trainer.task, config.train.seed, step, config.train.batch_size,
                                    config.task.train_length, config.task.min_train_length)
         state, sums = trainer.train_step(state, trainer.batch(host))
         window = sums if window is None else jax.tree.map(jnp.add, window, sums)
-        if step % every == 0 or step == steps:
+        in_window += 1
+        stopping = stop.should_stop(step)
+        if step % every == 0 or step == steps or stopping:
             window = jax.device_get(window)
             elapsed = time.perf_counter() - window_start
             summary = objective.summarise(window)
-            summary["grad_norm"] = float(window["grad_norm"]) / (((step - 1) % every) + 1)
-            summary["tokens_per_second"] = tokens_per_step * (((step - 1) % every) + 1) / elapsed
-            _check_finite(summary, step)
+            summary["grad_norm"] = float(window["grad_norm"]) / in_window
+            summary["tokens_per_second"] = tokens_per_step * in_window / elapsed
+            _check_finite(summary, step, first=step - in_window + 1)
             log.write(step, "train", summary)
             bar.set_postfix(loss=f"{summary['loss']:.4f}", acc=f"{summary['accuracy']:.3f}",
                             tok_s=f"{summary['tokens_per_second']:.0f}")
-            window, window_start = None, time.perf_counter()
-        checkpoints.save(step, state)
+            window, in_window, window_start = None, 0, time.perf_counter()
+        checkpoints.save(step, state, force=stopping)
         bar.update(1)
+        if stopping:
+            bar.close()
+            return state, summary, step
     bar.close()
-    return state, summary
+    return state, summary, None
 
 
-def _check_finite(summary: dict, step: int) -> None:
+def _check_finite(summary: dict, step: int, *, first: int | None = None) -> None:
+    """FloatingPointError naming the step (or the logged window of steps) whose loss is not finite."""
     if not np.isfinite(summary["loss"]):
-        raise FloatingPointError(f"the training loss became {summary['loss']} at step {step}; "
-                                 "lower optim.learning_rate or check the model's config")
+        where = f"at step {step}" if first in (None, step) else f"in steps {first}-{step}"
+        raise FloatingPointError(
+            f"the training loss became {summary['loss']} {where}; rerun with train.check_finite=true "
+            "(lrnn.debug_nans) to find the first op/time step, or lower optim.learning_rate")
+
+
+def _with_debug_nans(step):
+    """`step` under jax_debug_nans: a NaN raises FloatingPointError naming the op that made it."""
+    def checked(*args):
+        with jax.debug_nans(True):
+            return step(*args)
+    return checked
 
 
 def check_same_run(out_dir: pathlib.Path, config: RunConfig) -> None:
@@ -201,7 +281,7 @@ def check_same_run(out_dir: pathlib.Path, config: RunConfig) -> None:
         return
     saved, current = json.loads(saved_path.read_text()), json.loads(json.dumps(as_dict(config)))
     differ = [f"{section}.{key}" for section in current for key in current[section]
-              if key not in ("steps", "progress") and saved.get(section, {}).get(key) != current[section][key]]
+              if key not in ("steps", "progress", "check_finite") and saved.get(section, {}).get(key) != current[section][key]]
     if differ:
         raise ConfigError(f"--resume: the config differs from the saved run in {', '.join(differ)} "
                           f"(saved in {saved_path})")
