@@ -16,11 +16,14 @@ an error naming the first parameter whose saved and expected shapes differ.
 from __future__ import annotations
 
 import gc
+import json
 import os
 import pathlib
+import re
 import shutil
 import sys
 import tempfile
+import time
 
 import jax
 import orbax.checkpoint as ocp
@@ -78,7 +81,7 @@ class Checkpoints:
         with _quiet_stderr() as noise:
             for step, path in reversed(_step_directories(self.directory)):
                 try:
-                    _check_committed(path)
+                    _check_complete(path)
                     _check_fits(self._saved_shapes(path), like)
                     restored = self.restore(step, like), step
                 except _Damaged as error:
@@ -111,7 +114,7 @@ class Checkpoints:
         try:
             tree = ocp.StandardCheckpointHandler().metadata(epath.Path(path / "default"))
         except Exception as error:  # noqa: BLE001 (any failure to read it is damage)
-            raise _Damaged(f"reading its array metadata failed: {_first_line(error)}") from None
+            raise _Damaged(f"reading it failed: {_first_line(error)}") from None
         if tree is None:
             raise _Damaged("no metadata")
         leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
@@ -166,6 +169,8 @@ class _quiet_stderr:
         return self
 
     def __exit__(self, *exc_info):
+        if not self.keep:  # after a failed read tensorstore's threads report for a moment longer
+            time.sleep(0.5)
         gc.collect()  # failed futures report when they are collected: while stderr is still held
         sys.stderr.flush()
         os.dup2(self.saved, 2)
@@ -186,11 +191,17 @@ def _step_directories(directory: pathlib.Path) -> list[tuple[int, pathlib.Path]]
     return sorted(found)
 
 
-def _check_committed(path: pathlib.Path) -> None:
+def _check_complete(path: pathlib.Path) -> None:
+    """_Damaged unless orbax finished the save at `path` and its tree metadata is valid JSON."""
     if TEMPORARY in path.name:
         raise _Damaged(f"an unfinished save: orbax never renamed its temporary directory {path.name}")
     if not (path / COMMIT_MARKER).is_file():
         raise _Damaged(f"no commit marker {COMMIT_MARKER}: the save did not finish")
+    metadata = path / "default" / "_METADATA"
+    try:
+        json.loads(metadata.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        raise _Damaged(f"its metadata {metadata.relative_to(path)} is unreadable: {_first_line(error)}") from None
 
 
 def _check_fits(saved: dict, like) -> None:
@@ -216,8 +227,11 @@ def _path_name(keys) -> str:
 
 def _first_line(error: Exception) -> str:
     """A one-line reason: the exception's type and the first line of its message, without
-    tensorstore's spec dump."""
+    tensorstore's spec dump and, where tensorstore names the file it could not read, only that."""
     text = (str(error).strip().splitlines() or [""])[0].split(" [tensorstore_spec")[0]
+    unreadable = re.match(r'([A-Z_]+): .*(Error reading .* of local file "[^"]*")', text)
+    if unreadable:
+        text = f"{unreadable[1]}: {unreadable[2]}"
     text = f"{type(error).__name__}: {text}" if text else type(error).__name__
     return text if len(text) <= 300 else text[:297] + "..."
 

@@ -87,8 +87,8 @@ def unfinished(step_dir):
 
 
 DAMAGE = {  # how to damage step 80, and a word the warning must give as the reason
-    "truncated data file": (truncate, "Error"),
-    "deleted data file": (delete, "Error"),
+    "truncated data file": (truncate, "OUT_OF_RANGE: Error reading"),
+    "deleted data file": (delete, "NOT_FOUND: Error reading"),
     "garbage metadata": (garble_metadata, "metadata"),
     "empty step directory": (empty, "commit marker"),
     "no commit marker": (remove_commit_marker, "commit marker"),
