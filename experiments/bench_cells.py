@@ -26,9 +26,9 @@ cotangent):
                                   without the engine (its gradient is JAX's autodiff of lax.scan)
 
 --write-auto records in `lrnn/scan/auto_methods.json`, for this backend and every scan-defined
-cell measured, family "cell:<name>", rows {length, lanes, method: "streamed" | "whole",
-chunk_size}: "streamed" (with the best C) where its forward time plus its forward+backward time
-beat the engine's, so `method="auto"` streams exactly there.
+cell measured, family "cell:<name>", the forward and forward+backward seconds of "whole" and of
+each "streamed_C"; `method="auto"` streams where the cost model fitted to them predicts a stream's
+forward plus forward+backward time below the whole scan's.
 
 Memory: the compiled temporary memory (XLA's memory_analysis) of forward+backward with the
 whole-sequence scan and streamed at C = 64, for the state-expanded cells (S4D, Mamba) at
@@ -158,22 +158,17 @@ def measure(name: str, cell, batch: int, length: int, timing: benchlib.Timing, s
     return records
 
 
-def stream_rows(records: list[dict]) -> dict[str, list[dict]]:
-    """{"cell:<name>": rows} for --write-auto: per scan-defined cell and length, "streamed" at the
-    best C where its forward + forward+backward time beats the whole-sequence scan's, else "whole"."""
-    totals: dict[tuple, dict] = {}
-    for r in records:
-        if any(m in r["median_s"] for m in STREAMED):
-            key = (r["cell"], r["length"], r["lanes"])
-            for method, seconds in r["median_s"].items():
-                totals.setdefault(key, {}).setdefault(method, 0.0)
-                totals[key][method] += seconds
+def stream_points(records: list[dict]) -> dict[str, list[dict]]:
+    """{"cell:<name>": points} for --write-auto: per scan-defined cell, length and pass, the
+    seconds of the whole-sequence scan and of each stream (`lrnn.scan.auto`'s point format);
+    `streamed.choose` streams where its forward plus forward+backward time is predicted lower."""
     rows: dict[str, list[dict]] = {}
-    for (name, length, lanes), total in totals.items():
-        best = min((m for m in STREAMED if m in total), key=total.__getitem__)
-        row = ({"method": streamed.METHOD, "chunk_size": STREAM_CHUNKS[STREAMED.index(best)]}
-               if total[best] < total[WHOLE] else {"method": streamed.WHOLE, "chunk_size": None})
-        rows.setdefault(streamed.FAMILY_PREFIX + name, []).append({"length": length, "lanes": lanes, **row})
+    for r in records:
+        if not any(m in r["median_s"] for m in STREAMED):
+            continue
+        seconds = {m: r["median_s"][m] for m in (WHOLE, *STREAMED) if m in r["median_s"]}
+        rows.setdefault(streamed.FAMILY_PREFIX + r["cell"], []).append(
+            {"length": r["length"], "lanes": r["lanes"], "dtype": "float32", "pass": r["pass"], "seconds": seconds})
     return rows
 
 
@@ -279,7 +274,7 @@ def main(argv=None) -> dict:
         for length in sizes:
             records += measure(name, cell, batch, length, timing, seed=len(records))
     if args.write_auto:
-        auto.merge_rows(stream_rows(records))
+        auto.merge_points(stream_points(records))
     with_auto(records)
     memory = []
     if not args.no_memory:

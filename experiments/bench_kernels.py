@@ -25,9 +25,10 @@ What is measured, all in one run so the ratios share the machine's state:
                gradient of Σ o·c for a fixed random c with respect to every input). Target: the
                kernel no slower than fla's (ratio kernel / fla ≤ 1).
 
---write-auto (GPU/TPU): records in `lrnn/scan/auto_methods.json`, for this backend, where the chunk
-kernels beat the pure-JAX form (forward pass) and the diagonal family's fastest method at the size
-measured here, so `method="auto"` uses the kernels exactly where they won.
+--write-auto (GPU/TPU): records in `lrnn/scan/auto_methods.json`, for this backend, the chunk
+kernels' and the pure-JAX forms' seconds (forward and forward+backward) and the diagonal
+family's forward seconds of the engine's methods and the kernel at the size measured here, so
+`method="auto"` uses the kernels where the cost model fitted to them predicts them faster.
 
 Timing: `benchlib.interleaved` (every candidate of one comparison round-robin, fresh order each
 round), medians over rounds; a torch candidate synchronises the device after each call. JAX is told
@@ -295,23 +296,25 @@ def report(results: dict) -> str:
 # --- auto ------------------------------------------------------------------------------------
 
 
-def auto_rows(results: dict) -> dict[str, list[dict]]:
-    """Rows for `lrnn.scan.auto`, from the forward pass: per chunk form and length "pallas" where
-    the kernel beat the pure-JAX form (else "pure_jax", which runs the form), and for the diagonal
-    family (float32) the fastest of the kernel and the engine's pure-JAX methods."""
+def auto_points(results: dict) -> dict[str, list[dict]]:
+    """Points for `lrnn.scan.auto` (its format: seconds per candidate at a length, lanes, dtype
+    and pass): per chunk form, length and pass the kernel's ("pallas") and the pure-JAX form's
+    ("pure_jax") seconds, and for the diagonal family the forward seconds of the engine's methods
+    with the kernel among them."""
     shape = results["chunk_shape"]
     lanes = shape["batch"] * shape["heads"] * shape["key"] * shape["value"]
     rows: dict[str, list[dict]] = {}
     for r in results["chunk"]:
-        if r["pass"] == FORWARD and r["op"] != "gated_delta_rule":  # gated shares delta_rule's rows
+        if r["op"] != "gated_delta_rule":  # gated shares delta_rule's points
             t = r["median_s"]
-            rows.setdefault(r["op"], []).append({"length": r["length"], "lanes": lanes, "chunk_size": CHUNK_SIZE,
-                                                 "method": KERNEL if t[KERNEL] < t[PURE] else PURE})
+            rows.setdefault(r["op"], []).append({"length": r["length"], "lanes": lanes, "dtype": "bfloat16",
+                                                 "pass": r["pass"], "seconds": {KERNEL: t[KERNEL], PURE: t[PURE]}})
     for r in results["diagonal"]:
-        if r["pass"] == FORWARD and r["dtype"] == "float32":
+        if r["pass"] == FORWARD:
             batch, length, width = r["shape"]
             engine = {name.removeprefix("engine_"): s for name, s in r["median_s"].items() if name.startswith("engine_")}
-            rows["diagonal"] = [{"length": length, "lanes": batch * width, "method": min(engine, key=engine.get)}]
+            rows.setdefault("diagonal", []).append(
+                {"length": length, "lanes": batch * width, "dtype": r["dtype"], "pass": FORWARD, "seconds": engine})
     return rows
 
 
@@ -348,7 +351,7 @@ def main(argv=None) -> dict:
     text = report(results)
     benchlib.publish(results, text, out, markdown, SECTION)
     if args.write_auto and not quick:
-        auto.merge_rows(auto_rows(results))  # bench_scan.py --write-auto replaces whole families: run it first
+        auto.merge_points(auto_points(results))  # bench_scan.py --write-auto replaces whole families: run it first
     return results
 
 

@@ -1,63 +1,56 @@
-"""Benchmark of the scan engine (`lrnn.scan.scan`): every method against a memory floor.
+"""Benchmark of the scan engine (`lrnn.scan.scan`): its methods over a grid of sizes, the cost
+model `method="auto"` fits to them, and that model checked on shapes it was not fitted on.
 
-    python experiments/bench_scan.py                 # full run: writes results JSON + BENCHMARKS.md
-    python experiments/bench_scan.py --quick         # smoke test, seconds; touches no BENCHMARKS.md
-    python experiments/bench_scan.py --write-auto    # also rewrite lrnn/scan/auto_methods.json
+    python experiments/bench_scan.py                   # full grid + validation: results JSON, BENCHMARKS.md
+    python experiments/bench_scan.py --write-auto      # also rewrite lrnn/scan/auto_methods.json
+    python experiments/bench_scan.py --grid coarse --validate 0 --write-auto    # a short run (GPU/TPU)
+    python experiments/bench_scan.py --quick           # smoke test, tiny sizes; touches no BENCHMARKS.md
 
-What is measured. Two monoids, each at T ∈ {256, 1024, 4096, 16384, 65536} with the total element
-count fixed (2^22 float32 per leaf, so every size moves the same bytes):
+Families (one per monoid kind auto tells apart), each at T steps over L lanes (scalar
+recurrences per step, the largest leaf's size / T, as the engine counts them):
 
-  diagonal  DiagonalMonoid, a and b (B, T, D): D = 256 and B = 2^22 / (T·D); once that would be
-            below 1, B = 1 and D = 2^22 / T.
-  matrix    MatrixDecayMonoid, per-key decay (B, T, K) and update (B, T, K, V): K = V = 16 and
-            B = 2^22 / (T·K·V); once that would be below 1, B = 1 and K·V = 2^22 / T.
+  diagonal  DiagonalMonoid, a and b (B, T, D): D = min(L, 256), B = L / D
+  matrix    MatrixDecayMonoid, per-key decay (B, T, K), update (B, T, K, V)
+  dense     DenseMonoid, transition (B, T, K, K), update (B, T, K, V)
+  delta     IdentityMinusRankOneMonoid, u = βk and w = k (B, T, K), update (B, T, K, V)
+            (matrix, dense, delta: K = V = 16 and B = L / 256, or B = 1 and K = V = √L below that)
 
-At each size, for the forward pass (jit of the scan returning all states) and for forward+backward
-(jit of the gradient of sum(states · c) w.r.t. both leaves, c a fixed random cotangent):
+Candidates: the engine's sequential, associative, chunked16/64/256 (chunked64 only on the coarse
+grid). Passes, as `auto` chooses for them:
 
-  sequential, associative     the engine's methods
-  chunked16/64/256            the engine's chunked method at that chunk size (only when C < T)
-  auto                        method="auto": whatever the measured table picks (shown in the cell)
-  floor                       one elementwise pass over the same bytes, `monoid.apply(leaf, update)`
-                              (a·b + b; decay[..., None]·update + update for the matrix state):
-                              what any scan must at least cost, reading the leaves and writing states
-  naive_lax_scan              "naive JAX": moveaxis to time-major, lax.scan of monoid.apply, moveaxis
-                              back (its gradient is JAX's autodiff through lax.scan)
+  forward           jit of the scan returning all states
+  backward          (diagonal) the reverse scan of the diagonal VJP alone, `diagonal_vjp.gradient`
+                    from saved states: the VJP's method is chosen apart from the forward's
+  forward+backward  (the others) jit of the gradient of Σ states·c w.r.t. every leaf through
+                    the method (c a fixed random cotangent): what auto picks when differentiated
 
-Time: the median per-call time over interleaved rounds (all candidates of one size and pass timed
-round-robin, `benchlib.interleaved`), because a shared CPU is noisy. Compile time: trace + lower +
-compile of `jax.jit(f)` for those arguments. A candidate whose first call takes longer than
---max-call-seconds (default 5) is timed by that one call instead of in every round (marked †), so
-a pathological candidate cannot stall the run.
+1. Grid (fit): T ∈ 64 … 2^17 and L ∈ 64 … 2^16 in steps of 4×, B·T·L ≤ 2^23, float32; a coarser
+   grid in bf16 (T, L ∈ 64, 512, 4096, 32768). Each size's candidates are timed interleaved.
+2. Fit: `lrnn.scan.cost_model` per family, dtype, pass and candidate; its leave-one-out error.
+3. Validation: ≥ 30 random shapes off the grid (T and L log-uniform, non-powers of two, both
+   dtypes, every family; plus the two diagonal shapes of issue 18), where `auto`, with the model
+   just fitted, is timed against every candidate, forward and forward+backward (auto's forward
+   and backward methods may differ there). Targets: auto within 1.15× of the best candidate for
+   ≥ 90% of shapes, never worse than 1.5×, both passes.
+4. Layout: the diagonal scan batch-first (B, T, D) with time on axis 1 against time-major (T, B, D)
+   on axis 0, both through auto, at model-like sizes: which layout a layer should hand the engine.
 
-Reading a table. One table per (monoid, pass), one row per T. Each method's column is its median as
-a ratio to the fastest engine method of that row (sequential / associative / chunked*; auto and the
-baselines are never "fastest"), so the best is 1.00. `best/floor`, `auto/floor` and `naive/floor` are
-medians as a ratio to the memory floor: 1.0 would be a scan as cheap as one elementwise pass. The
-compile-time tables give seconds.
+Memory: compiled temporary memory of forward+backward for the diagonal family at T = 4096.
 
-Memory: for the diagonal monoid at T = 4096 (T = 256 with --quick) the compiled temporary memory of
-forward+backward (`memory_analysis().temp_size_in_bytes`, per element of B·T·D) of the engine's
-methods — each labelled with how the engine differentiates it: the reverse-scan custom VJP of
-`lrnn.scan.diagonal_vjp`, or JAX autodiff — against plain autodiff through lax.associative_scan and
-through lax.scan.
-
---write-auto. `method="auto"` reads `lrnn/scan/auto_methods.json`. This flag writes the current
-backend's rows there (other backends in the file are kept): per monoid family and size, the method
-fastest on the FORWARD pass (auto serves inference and training alike; forward is the pass both
-share, and the forward+backward tables show what that choice costs in training), and the fastest
-chunk size among the chunked variants (used whenever "chunked" runs without an explicit chunk
-size). The auto cells measured before the table changes would be stale, so with this flag the
-methods are measured first, the table is written and re-read, and only then is auto timed, in a
-final interleaved round against the best method and the floor of each size and pass.
+Time: median per-call time over interleaved rounds (`benchlib.interleaved`; a shared CPU is
+noisy). --write-auto writes the grid's points to `lrnn/scan/auto_methods.json` (this backend's
+four families replaced, other backends and families kept); without it the fit is validated in
+memory (`auto.stand_in`) and the file is untouched.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import math
 import pathlib
+import random
 import sys
 from typing import Callable
 
@@ -70,375 +63,452 @@ import jax.numpy as jnp  # noqa: E402
 from jax import lax  # noqa: E402
 
 from experiments import benchlib  # noqa: E402
-from lrnn.scan import DiagonalMonoid, MatrixDecayMonoid, Monoid, auto, diagonal_vjp, scan  # noqa: E402
+from lrnn.scan import (DenseMonoid, DiagonalMonoid, IdentityMinusRankOneMonoid, MatrixDecayMonoid,  # noqa: E402
+                       Monoid, auto, diagonal_vjp, scan)
 
-TOTAL = 2**22
-QUICK_TOTAL = 2**16
-SIZES = (256, 1024, 4096, 16384, 65536)
-QUICK_SIZES = (256, 1024)
-CHUNKS = (16, 64, 256)
-MEMORY_LENGTH, QUICK_MEMORY_LENGTH = 4096, 256
-FORWARD, TRAIN = "forward", "forward+backward"
-PASSES = (FORWARD, TRAIN)
-FLOOR, NAIVE, AUTO = "floor", "naive_lax_scan", "auto"
-AUTO_TARGET, FLOOR_TARGET = 1.1, 1.5
+FORWARD, BACKWARD, TRAIN = auto.FORWARD, auto.BACKWARD, auto.TRAIN
+AUTO, PEER = "auto", "recurrentgemma"
+MAX_ELEMENTS = 2**23  # B·T·L of the full grid and the validation shapes (CPU-sized)
+GRID_ELEMENTS = {"full": MAX_ELEMENTS, "coarse": 2**26, "quick": MAX_ELEMENTS}
+GRIDS = {  # name: {dtype: (lengths, lanes)}
+    "full": {"float32": ((64, 256, 1024, 4096, 16384, 65536, 131072), (64, 256, 1024, 4096, 16384, 65536)),
+             "bfloat16": ((64, 512, 4096, 32768), (64, 512, 4096, 32768))},
+    "coarse": {"float32": ((256, 4096, 65536), (256, 4096, 65536))},  # B·T·L ≤ 2^26: for a GPU/TPU
+    "quick": {"float32": ((64, 256), (64, 256))},
+}
+CHUNKS = {"full": (16, 64, 256), "coarse": (64,), "quick": (16,)}
+VALIDATION_SHAPES, VALIDATION_SEED = 32, 18
+ISSUE_SHAPES = ((2, 65536, 64), (8, 4096, 256))  # diagonal (B, T, D) of issue 18's table
+LAYOUT_SHAPES = ((8, 1024, 512), (8, 4096, 256), (32, 1024, 256), (2, 65536, 64))
+WITHIN, NEVER_WORSE, SHARE = 1.15, 1.5, 0.9
+MEMORY_LENGTH = 4096
 SECTION = "## Scan engine (experiments/bench_scan.py)"
 
 
 # --- what is scanned ----------------------------------------------------------------------------
 
 
-def vector(lanes: int) -> tuple[int, ...]:
-    return (lanes,)
-
-
-def square(lanes: int) -> tuple[int, ...]:
-    k = 2 ** math.ceil(math.log2(lanes) / 2)
-    return (k, lanes // k)
-
-
 @dataclasses.dataclass(frozen=True)
-class Case:
-    """A monoid and how its state is shaped: leaves are a decay (B, T, dims[0]) and an update
-    (B, T, *dims), `dims` the state of one sequence with `lanes` entries."""
-
+class Family:
     name: str
     monoid: Monoid
-    lanes: int  # state entries per sequence while the batch is at least 1
-    state_dims: Callable[[int], tuple[int, ...]]
-    dim_names: tuple[str, ...]
+    passes: tuple[str, ...]
+
+    def dims(self, lanes: int) -> tuple[int, tuple[int, ...]]:
+        """(batch, state dims) for about `lanes` lanes."""
+        if isinstance(self.monoid, DiagonalMonoid):
+            width = min(lanes, 256)
+            return max(lanes // width, 1), (width,)
+        if lanes >= 256:
+            return max(lanes // 256, 1), (16, 16)
+        k = 2 ** math.ceil(math.log2(lanes) / 2)
+        return 1, (k, max(lanes // k, 1))
+
+    def leaves(self, batch: int, length: int, dims: tuple[int, ...], dtype, key) -> tuple:
+        keys = jax.random.split(key, 3)
+        lead = (batch, length)
+        if self.name == "diagonal":
+            leaves = (jax.random.uniform(keys[0], lead + dims, minval=0.9, maxval=1.0),
+                      jax.random.normal(keys[1], lead + dims))
+        else:
+            k, v = dims
+            update = jax.random.normal(keys[2], lead + (k, v))
+            if self.name == "matrix":
+                leaves = (jax.random.uniform(keys[0], lead + (k,), minval=0.9, maxval=1.0), update)
+            elif self.name == "dense":
+                noise = jax.random.normal(keys[0], lead + (k, k)) * (0.3 / math.sqrt(k))
+                leaves = (0.5 * jnp.eye(k) + noise, update)
+            else:
+                key_vector = jax.random.normal(keys[0], lead + (k,))
+                key_vector = key_vector / jnp.linalg.norm(key_vector, axis=-1, keepdims=True)
+                beta = jax.random.uniform(keys[1], lead + (1,))
+                leaves = (beta * key_vector, key_vector, update)
+        return tuple(x.astype(dtype) for x in leaves)
 
 
-CASES = (
-    Case("diagonal", DiagonalMonoid(), 256, vector, ("D",)),
-    Case("matrix", MatrixDecayMonoid(), 256, square, ("K", "V")),
+FAMILIES = (
+    Family("diagonal", DiagonalMonoid(), (FORWARD, BACKWARD)),
+    Family("matrix", MatrixDecayMonoid(), (FORWARD, TRAIN)),
+    Family("dense", DenseMonoid(), (FORWARD, TRAIN)),
+    Family("delta", IdentityMinusRankOneMonoid(), (FORWARD, TRAIN)),
 )
+FAMILY = {f.name: f for f in FAMILIES}
 
 
 @dataclasses.dataclass(frozen=True)
-class Size:
-    case: Case
-    length: int
+class Shape:
+    family: Family
     batch: int
+    length: int
     dims: tuple[int, ...]
+    dtype: str
 
     @classmethod
-    def of(cls, case: Case, length: int, total: int) -> "Size":
-        """`total` update elements: batch B of `case.lanes`-entry states, or B = 1 and fewer lanes."""
-        batch = total // (length * case.lanes)
-        if batch >= 1:
-            return cls(case, length, batch, case.state_dims(case.lanes))
-        return cls(case, length, 1, case.state_dims(max(total // length, 1)))
+    def of(cls, family: Family, length: int, lanes: int, dtype: str) -> "Shape":
+        batch, dims = family.dims(lanes)
+        return cls(family, batch, length, dims, dtype)
 
-    @property
-    def shapes(self) -> tuple[tuple[int, ...], tuple[int, ...]]:
-        lead = (self.batch, self.length)
-        return lead + self.dims[:1], lead + self.dims
-
-    @property
-    def elements(self) -> int:
-        return math.prod(self.shapes[1])
+    def inputs(self, seed: int = 0):
+        """(leaves, cotangent of the states)."""
+        key, cotangent_key = jax.random.split(jax.random.PRNGKey(seed))
+        leaves = self.family.leaves(self.batch, self.length, self.dims, jnp.dtype(self.dtype), key)
+        states = (self.batch, self.length) + self.dims
+        return leaves, jax.random.normal(cotangent_key, states).astype(self.dtype)
 
     @property
     def lanes(self) -> int:
-        """As the engine counts them for `auto`: largest leaf's size / T."""
-        return self.elements // self.length
+        shapes = jax.eval_shape(lambda: self.family.leaves(self.batch, self.length, self.dims, jnp.float32,
+                                                           jax.random.PRNGKey(0)))
+        return auto.lanes_of(shapes, self.length)
 
     def describe(self) -> str:
-        dims = " ".join(f"{n}={d}" for n, d in zip(self.case.dim_names, self.dims))
-        return f"B={self.batch} {dims}"
+        return f"B={self.batch} " + "×".join(map(str, self.dims))
 
-    def inputs(self, seed: int = 0):
-        """(leaves, cotangent): decays in [0.9, 1), normal updates, a normal cotangent of the states."""
-        decay_key, update_key, cotangent_key = jax.random.split(jax.random.PRNGKey(seed), 3)
-        decay_shape, state_shape = self.shapes
-        decay = jax.random.uniform(decay_key, decay_shape, jnp.float32, 0.9, 1.0)
-        update = jax.random.normal(update_key, state_shape, jnp.float32)
-        return (decay, update), jax.random.normal(cotangent_key, state_shape, jnp.float32)
+    def record(self) -> dict:
+        return {"family": self.family.name, "length": self.length, "lanes": self.lanes, "batch": self.batch,
+                "dims": list(self.dims), "dtype": self.dtype, "shape": self.describe()}
 
 
-# --- the functions compared ---------------------------------------------------------------------
+# --- the functions timed ------------------------------------------------------------------------
 
 
-@dataclasses.dataclass(frozen=True)
-class Method:
-    name: str  # column name, e.g. "chunked64"
-    method: str  # engine method
-    chunk_size: int | None = None
+def candidates(length: int, chunks: tuple[int, ...]) -> dict[str, tuple[str, int | None]]:
+    """{candidate name: (method, chunk size)} of the engine's methods at this length."""
+    named = {"sequential": ("sequential", None), "associative": ("associative", None)}
+    named.update({auto.candidate_name("chunked", c): ("chunked", c) for c in chunks if c < length})
+    return named
 
 
-def engine_methods(length: int) -> tuple[Method, ...]:
-    chunked = tuple(Method(f"chunked{c}", "chunked", c) for c in CHUNKS if c < length)
-    return (Method("sequential", "sequential"), Method("associative", "associative")) + chunked
+def engine(family: Family, method: str, chunk_size: int | None = None, axis: int = 1) -> Callable:
+    return lambda *leaves: scan(family.monoid, leaves, method=method, chunk_size=chunk_size, axis=axis)[0]
 
 
-def method_named(length: int, name: str) -> Method:
-    return next(m for m in engine_methods(length) if m.name == name)
-
-
-def engine(case: Case, method: str, chunk_size: int | None = None) -> Callable:
-    return lambda *leaves: scan(case.monoid, leaves, method=method, chunk_size=chunk_size)[0]
-
-
-def floor(case: Case) -> Callable:
-    """One elementwise pass over the same bytes: the step's multiply-add applied to the update."""
-    return lambda *leaves: case.monoid.apply(leaves, leaves[-1])
-
-
-def naive_lax_scan(case: Case) -> Callable:
-    def run(*leaves):
-        steps = tuple(jnp.moveaxis(x, 1, 0) for x in leaves)
-        start = case.monoid.empty_state(tuple(x[0] for x in steps))
-
-        def step(state, leaf):
-            state = case.monoid.apply(leaf, state)
-            return state, state
-
-        return jnp.moveaxis(lax.scan(step, start, steps)[1], 0, 1)
-
-    return run
-
-
-def plain_associative(case: Case) -> Callable:
-    """lax.associative_scan of the monoid's combine, differentiated by plain autodiff."""
-    monoid = case.monoid
-    return lambda *leaves: monoid.state_of(lax.associative_scan(monoid.combine, monoid.expand(leaves), axis=1))
-
-
-def gradient_of(method: str) -> str:
-    """How the engine differentiates a diagonal scan through `method`."""
-    uses_vjp = getattr(diagonal_vjp, "uses_reverse_scan_vjp", lambda _: True)(method)
-    return "reverse-scan VJP" if uses_vjp else "JAX autodiff"
-
-
-def candidates(case: Case, length: int, with_auto: bool) -> dict[str, Callable]:
-    fns = {m.name: engine(case, m.method, m.chunk_size) for m in engine_methods(length)}
-    if with_auto:
-        fns[AUTO] = engine(case, "auto")
-    fns[FLOOR] = floor(case)
-    fns[NAIVE] = naive_lax_scan(case)
-    return fns
-
-
-def for_pass(fn: Callable, pass_: str, n_leaves: int = 2) -> Callable:
-    """`fn(*leaves) -> states` as the forward pass, or the gradient of sum(states · cotangent)."""
-    if pass_ == FORWARD:
-        return fn
-
+def trained(fn: Callable, n_leaves: int) -> Callable:
+    """The gradient of Σ fn(*leaves)·cotangent with respect to every leaf."""
     def loss(*args):
         *leaves, cotangent = args
-        return jnp.sum(fn(*leaves) * cotangent)
-
+        return jnp.sum((fn(*leaves) * cotangent).astype(jnp.float32))
     return jax.grad(loss, argnums=tuple(range(n_leaves)))
 
 
-def pass_args(leaves, cotangent, pass_: str) -> tuple:
-    return tuple(leaves) if pass_ == FORWARD else (*leaves, cotangent)
+def backward_only(method: str, chunk_size: int | None) -> Callable:
+    """The diagonal VJP's reverse scan by `method`, from saved states (all float32, as it runs)."""
+    def run(a, states, states_bar):
+        h0 = jnp.zeros_like(states[:, 0])
+        return diagonal_vjp.gradient((method, chunk_size), a, states, h0, states_bar, h0, 1, False)
+    return run
 
 
-def auto_label(size: Size) -> tuple[str, int]:
-    """(column label, chunk size) of what `method="auto"` runs at this size, e.g. ("chunked64", 64)."""
-    method, chunk = auto.choose(size.case.monoid.family, size.length, size.lanes)
-    return (f"chunked{chunk}" if method == "chunked" else method), chunk
+def pass_group(shape: Shape, pass_: str, named: dict[str, tuple[str, int | None]], with_auto: bool = False):
+    """({name: jit-able function}, args) timing `pass_` of the named candidates at `shape`."""
+    leaves, cotangent = shape.inputs()
+    family = shape.family
+    if pass_ == BACKWARD:
+        a, b = (x.astype(jnp.float32) for x in leaves)
+        states = scan(family.monoid, (a, b), method="sequential")[0]
+        fns = {name: backward_only(*spec) for name, spec in named.items()}
+        return fns, (a, states, cotangent.astype(jnp.float32))
+    fns = {name: engine(family, *spec) for name, spec in named.items()}
+    if with_auto:
+        fns[AUTO] = engine(family, "auto")
+        if family.name == "diagonal" and peer() is not None:
+            fns[PEER] = peer()
+    if pass_ == TRAIN:
+        fns = {name: trained(fn, len(leaves)) for name, fn in fns.items()}
+        return fns, (*leaves, cotangent)
+    return fns, tuple(leaves)
 
 
-# --- measuring ----------------------------------------------------------------------------------
+def peer() -> Callable | None:
+    """recurrentgemma's `linear_scan` (Griffin's JAX scan: lax.scan over time, vmapped over the
+    batch) as `fn(a, b) -> states`, or None where it does not import. It is on PyPI; its pins
+    (numpy < 2.4, absl < 2) are narrower than it needs: `pip install --no-deps recurrentgemma==1.0.1
+    einops jaxtyping "typeguard<3" sentencepiece` brings it in beside lrnn."""
+    try:
+        from recurrentgemma.jax import scan as recurrentgemma_scan
+    except Exception:  # noqa: BLE001 - any import failure means: no peer column
+        return None
+    return lambda a, b: recurrentgemma_scan.linear_scan(b, a)[0]
 
 
-def time_group(size: Size, pass_: str, fns: dict[str, Callable], timing: benchlib.Timing, seed: int) -> dict:
-    """Compile each function's `pass_` for this size's inputs, then time them all interleaved."""
-    leaves, cotangent = size.inputs()
-    args = pass_args(leaves, cotangent, pass_)
-    fns = {name: for_pass(fn, pass_) for name, fn in fns.items()}
+def timed(fns, args, timing: benchlib.Timing, seed: int) -> dict:
     return benchlib.compile_and_time(fns, args, timing, seed)
 
 
-def measure(size: Size, pass_: str, timing: benchlib.Timing, with_auto: bool, seed: int) -> dict:
-    group = time_group(size, pass_, candidates(size.case, size.length, with_auto), timing, seed)
-    methods = [m.name for m in engine_methods(size.length)]
-    record = {
-        "case": size.case.name,
-        "pass": pass_,
-        "length": size.length,
-        "shape": size.describe(),
-        "shapes": {"decay": list(size.shapes[0]), "state": list(size.shapes[1])},
-        "elements": size.elements,
-        "lanes": size.lanes,
-        "methods": methods,
-        "best": benchlib.fastest(group["median_s"], among=methods),
-        **group,
-    }
-    if with_auto:
-        record["auto"] = auto_record(size, group, record["best"], "in the same rounds as the methods")
+# --- 1. grid ------------------------------------------------------------------------------------
+
+
+def grid_shapes(grid: str, families=FAMILIES) -> list[Shape]:
+    shapes = []
+    for family in families:
+        for dtype, (lengths, lanes) in GRIDS[grid].items():
+            for length in lengths:
+                for width in lanes:
+                    if length * width <= GRID_ELEMENTS[grid]:
+                        shapes.append(Shape.of(family, length, width, dtype))
+    return shapes
+
+
+def measure_point(shape: Shape, pass_: str, chunks, timing, seed) -> dict:
+    fns, args = pass_group(shape, pass_, candidates(shape.length, chunks))
+    group = timed(fns, args, timing, seed)
+    return {**shape.record(), "pass": pass_, **group}
+
+
+def auto_points(records: list[dict]) -> dict[str, list[dict]]:
+    """The grid's measurements in `lrnn.scan.auto`'s point format, per family."""
+    rows: dict[str, list[dict]] = {}
+    for r in records:
+        rows.setdefault(r["family"], []).append(
+            {"length": r["length"], "lanes": r["lanes"], "dtype": r["dtype"], "pass": r["pass"],
+             "seconds": dict(r["median_s"])})
+    return rows
+
+
+# --- 2. fit -------------------------------------------------------------------------------------
+
+
+def fit_summary(points: dict[str, list[dict]]) -> list[dict]:
+    """Per family, dtype, pass and candidate: the fit's size, ridge weight and leave-one-out error."""
+    rows = []
+    with auto.stand_in(points):
+        for family, pts in points.items():
+            for dtype, pass_ in dict.fromkeys((p["dtype"], p["pass"]) for p in pts):
+                for candidate, fit in auto.fits(family, dtype=dtype, pass_=pass_).items():
+                    rows.append({"family": family, "dtype": dtype, "pass": pass_, "candidate": candidate,
+                                 **fit.describe()})
+    return rows
+
+
+# --- 3. validation ------------------------------------------------------------------------------
+
+
+def validation_shapes(count: int, seed: int = VALIDATION_SEED) -> list[Shape]:
+    """`count` random off-grid shapes (T and L log-uniform, B·T·L ≤ 2^23), the families in turn,
+    a quarter of them bf16; then issue 18's two diagonal shapes."""
+    rng = random.Random(seed)
+    shapes = []
+    while len(shapes) < count:
+        family = FAMILIES[len(shapes) % len(FAMILIES)]
+        length = round(2 ** rng.uniform(6, 17))
+        lanes = round(2 ** rng.uniform(6, 16))
+        if length * lanes > MAX_ELEMENTS:
+            continue
+        dtype = "bfloat16" if rng.random() < 0.25 else "float32"
+        if family.name == "diagonal":
+            width = rng.randint(32, 512)
+            shapes.append(Shape(family, max(round(lanes / width), 1), length, (width,), dtype))
+        else:
+            batch, dims = family.dims(lanes)
+            shapes.append(Shape(family, max(round(lanes / math.prod(dims)), 1), length, dims, dtype))
+    diagonal = FAMILY["diagonal"]
+    shapes += [Shape(diagonal, b, t, (d,), "float32") for b, t, d in ISSUE_SHAPES]
+    return shapes
+
+
+def auto_picks(shape: Shape) -> dict[str, str]:
+    """What auto runs at `shape`: the forward's candidate and the gradient's."""
+    family, key, lanes = shape.family.monoid.family, shape.dtype, shape.lanes
+    forward = auto.choose(family, shape.length, lanes, dtype=key)
+    gradient_pass = BACKWARD if shape.family.name == "diagonal" else TRAIN
+    gradient = auto.choose(family, shape.length, lanes, dtype=key, pass_=gradient_pass)
+    name = lambda spec: auto.candidate_name(*spec) if spec[0] == "chunked" else spec[0]  # noqa: E731
+    return {FORWARD: name(forward), TRAIN: f"{name(forward)} / {name(gradient)}"}
+
+
+def validate(shape: Shape, chunks, timing, seed) -> dict:
+    record = {**shape.record(), "auto_picks": auto_picks(shape)}
+    for pass_ in (FORWARD, TRAIN):
+        fns, args = pass_group(shape, pass_, candidates(shape.length, chunks), with_auto=True)
+        group = timed(fns, args, timing, seed)
+        times = group["median_s"]
+        best = benchlib.fastest(times, among=[n for n in times if n not in (AUTO, PEER)])
+        record[pass_] = {**group, "best": best, "ratio": times[AUTO] / times[best]}
+        if PEER in times:
+            record[pass_]["peer_ratio"] = times[PEER] / times[AUTO]
     return record
 
 
-def auto_record(size: Size, group: dict, best: str, measured: str) -> dict:
-    times = group["median_s"]
-    label, chunk = auto_label(size)
-    return {
-        "method": label, "chunk_size": chunk, "measured": measured,
-        "median_s": times[AUTO], "best_median_s": times[best], "floor_median_s": times[FLOOR],
-        "ratio_to_best": times[AUTO] / times[best], "ratio_to_floor": times[AUTO] / times[FLOOR],
-        "compile_s": group["compile_s"][AUTO], "timed_once": AUTO in group["timed_once"],
-    }
-
-
-def remeasure_auto(record: dict, size: Size, timing: benchlib.Timing, seed: int) -> None:
-    """Time auto (with the table as it is now) against the row's best method and the floor."""
-    best = method_named(size.length, record["best"])
-    fns = {AUTO: engine(size.case, "auto"), best.name: engine(size.case, best.method, best.chunk_size),
-           FLOOR: floor(size.case)}
-    group = time_group(size, record["pass"], fns, timing, seed)
-    record["auto"] = auto_record(size, group, best.name, "after --write-auto, against the best method")
-    record["auto"]["rounds_s"] = group["rounds_s"]
-
-
-def measure_memory(case: Case, length: int, total: int) -> dict:
-    """Compiled temporary memory of forward+backward: the engine's methods against plain autodiff."""
-    size = Size.of(case, length, total)
-    leaves, cotangent = size.inputs()
-    args = pass_args(leaves, cotangent, TRAIN)
-    variants = [
-        (f"engine sequential ({gradient_of('sequential')})", engine(case, "sequential")),
-        (f"engine associative ({gradient_of('associative')})", engine(case, "associative")),
-        (f"engine chunked64 ({gradient_of('chunked')})", engine(case, "chunked", 64)),
-        ("lax.associative_scan (JAX autodiff)", plain_associative(case)),
-        ("lax.scan, naive_lax_scan (JAX autodiff)", naive_lax_scan(case)),
-    ]
+def verdict(validation: list[dict]) -> list[dict]:
     rows = []
+    for pass_ in (FORWARD, TRAIN):
+        ratios = [r[pass_]["ratio"] for r in validation]
+        share = sum(x <= WITHIN for x in ratios) / len(ratios)
+        worst = max(ratios)
+        rows.append({"pass": pass_, "shapes": len(ratios), "within": share, "worst": worst,
+                     "median": benchlib.median(ratios),
+                     "met": share >= SHARE and worst <= NEVER_WORSE})
+    return rows
+
+
+# --- 4. layout ----------------------------------------------------------------------------------
+
+
+def measure_layout(shape_bt_d: tuple[int, int, int], timing, seed) -> dict:
+    """The diagonal scan through auto batch-first (axis 1) and time-major (axis 0), both passes."""
+    batch, length, width = shape_bt_d
+    family = FAMILY["diagonal"]
+    leaves, cotangent = Shape(family, batch, length, (width,), "float32").inputs()
+    time_major = tuple(jnp.swapaxes(x, 0, 1) for x in leaves)
+    record = {"shape": list(shape_bt_d)}
+    for pass_ in (FORWARD, TRAIN):
+        fns = {"batch_first": engine(family, "auto", axis=1), "time_major": engine(family, "auto", axis=0)}
+        if pass_ == TRAIN:
+            fns = {name: trained(fn, 2) for name, fn in fns.items()}
+        args = {"batch_first": (*leaves, cotangent), "time_major": (*time_major, jnp.swapaxes(cotangent, 0, 1))}
+        n = len(leaves) + (pass_ == TRAIN)
+        runs, compile_s = {}, {}
+        for name, fn in fns.items():
+            compiled, compile_s[name] = benchlib.compile_timed(fn, *args[name][:n])
+            runs[name] = lambda c=compiled, a=args[name][:n]: c(*a)
+        samples, once = benchlib.interleaved(runs, timing.rounds, min_seconds=timing.min_seconds,
+                                             max_calls=timing.max_calls, seed=seed)
+        record[pass_] = benchlib.medians(samples)
+    return record
+
+
+# --- memory -------------------------------------------------------------------------------------
+
+
+def plain_associative(family: Family) -> Callable:
+    monoid = family.monoid
+    return lambda *leaves: monoid.state_of(lax.associative_scan(monoid.combine, monoid.expand(leaves), axis=1))
+
+
+def naive_lax_scan(family: Family) -> Callable:
+    def run(*leaves):
+        steps = tuple(jnp.moveaxis(x, 1, 0) for x in leaves)
+
+        def step(state, leaf):
+            state = family.monoid.apply(leaf, state)
+            return state, state
+
+        start = family.monoid.empty_state(tuple(x[0] for x in steps))
+        return jnp.moveaxis(lax.scan(step, start, steps)[1], 0, 1)
+    return run
+
+
+def measure_memory(length: int, elements: int) -> dict:
+    family = FAMILY["diagonal"]
+    shape = Shape.of(family, length, elements // length, "float32")
+    leaves, cotangent = shape.inputs()
+    variants = [("engine sequential (reverse-scan VJP)", engine(family, "sequential")),
+                ("engine associative (JAX autodiff)", engine(family, "associative")),
+                ("engine chunked64 (reverse-scan VJP)", engine(family, "chunked", 64)),
+                ("engine auto (reverse-scan VJP)", engine(family, "auto")),
+                ("lax.associative_scan (JAX autodiff)", plain_associative(family)),
+                ("lax.scan (JAX autodiff)", naive_lax_scan(family))]
+    rows = []
+    elements = shape.batch * length * shape.dims[0]
     for name, fn in variants:
-        compiled, _ = benchlib.compile_timed(for_pass(fn, TRAIN), *args)
-        temp, source = benchlib.temp_bytes(compiled, run=lambda c=compiled: c(*args))
+        compiled, _ = benchlib.compile_timed(trained(fn, 2), *leaves, cotangent)
+        temp, source = benchlib.temp_bytes(compiled)
         rows.append({"variant": name, "temp_bytes": temp, "source": source,
-                     "bytes_per_element": None if temp is None else temp / size.elements})
-    return {"case": case.name, "length": length, "shape": size.describe(), "elements": size.elements,
-            "rows": rows}
-
-
-# --- auto_methods.json --------------------------------------------------------------------------
-
-
-def auto_rows(records: list[dict], family_of: dict[str, str]) -> dict[str, list[dict]]:
-    """Per family, one row per measured size: the forward pass's fastest method and chunk size."""
-    rows: dict[str, list[dict]] = {}
-    for record in records:
-        if record["pass"] != FORWARD:
-            continue
-        times = record["median_s"]
-        chunked = [m for m in engine_methods(record["length"]) if m.chunk_size is not None]
-        best_chunk = min(chunked, key=lambda m: times[m.name]).chunk_size if chunked else auto.DEFAULT_CHUNK_SIZE
-        best = method_named(record["length"], record["best"])
-        rows.setdefault(family_of[record["case"]], []).append(
-            {"length": record["length"], "lanes": record["lanes"], "method": best.method, "chunk_size": best_chunk})
-    return {family: sorted(r, key=lambda row: (row["length"], row["lanes"])) for family, r in rows.items()}
+                     "bytes_per_element": None if temp is None else temp / elements})
+    return {"length": length, "shape": shape.describe(), "elements": elements, "rows": rows}
 
 
 # --- reporting ----------------------------------------------------------------------------------
 
 
-ONCE = "†"
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1e3:.3g}"
 
 
-def ratio(x: float | None, once: bool = False) -> str:
-    return "–" if x is None else f"{x:.2f}" + (ONCE if once else "")
+def best_map(records: list[dict], family: str, dtype: str, pass_: str) -> str:
+    """T × L table of the fastest candidate (and its time) on the grid."""
+    group = [r for r in records if r["family"] == family and r["dtype"] == dtype and r["pass"] == pass_]
+    lengths = sorted({r["length"] for r in group})
+    lanes = sorted({r["lanes"] for r in group})
+    cell = {(r["length"], r["lanes"]): r for r in group}
+
+    def entry(t, width):
+        r = cell.get((t, width))
+        if r is None:
+            return ""
+        best = benchlib.fastest(r["median_s"])
+        second = sorted(r["median_s"].values())[1] if len(r["median_s"]) > 1 else r["median_s"][best]
+        return f"{best} {_ms(r['median_s'][best])} ({second / r['median_s'][best]:.2f})"
+    return benchlib.markdown_table(["T \\ L", *lanes], [[t, *(entry(t, w) for w in lanes)] for t in lengths])
 
 
-def run_table(records: list[dict], columns: list[str]) -> str:
-    header = ["T", "shape", "best", "best ms", "floor ms", *columns, NAIVE, AUTO,
-              "best/floor", "auto/floor", "naive/floor"]
+def fit_table(fits: list[dict]) -> str:
+    rows = [[f["family"], f["dtype"], f["pass"], f["candidate"], f["points"], f"{f['ridge']:g}",
+             f"{2 ** f['loo_rms']:.2f}" if f["points"] > 1 else "–",
+             f"{2 ** f['loo_max']:.2f}" if f["points"] > 1 else "–"] for f in fits]
+    return benchlib.markdown_table(["family", "dtype", "pass", "candidate", "points", "ridge",
+                                    "LOO rms ×", "LOO max ×"], rows)
+
+
+def validation_table(validation: list[dict]) -> str:
+    def peer_ratio(x):
+        return f"{x['peer_ratio']:.2f}" if "peer_ratio" in x else "–"
     rows = []
-    for r in records:
-        times, best, auto_ = r["median_s"], r["best"], r["auto"]
-        to_best = {c: ratio(times[c] / times[best], c in r["timed_once"]) for c in times}
-        rows.append([
-            r["length"], r["shape"], best, f"{times[best] * 1e3:.3g}", f"{times[FLOOR] * 1e3:.3g}",
-            *(to_best.get(c, "–") for c in columns), to_best[NAIVE],
-            f"{ratio(auto_['ratio_to_best'], auto_['timed_once'])} ({auto_['method']})",
-            ratio(times[best] / times[FLOOR]), ratio(auto_["ratio_to_floor"]), ratio(times[NAIVE] / times[FLOOR]),
-        ])
-    return benchlib.markdown_table(header, rows)
+    for r in validation:
+        f, t = r[FORWARD], r[TRAIN]
+        rows.append([r["family"], r["dtype"], r["length"], r["shape"], r["lanes"],
+                     r["auto_picks"][FORWARD], f["best"], _ms(f["median_s"][f["best"]]), f"{f['ratio']:.2f}",
+                     peer_ratio(f),
+                     r["auto_picks"][TRAIN], t["best"], _ms(t["median_s"][t["best"]]), f"{t['ratio']:.2f}",
+                     peer_ratio(t)])
+    return benchlib.markdown_table(
+        ["family", "dtype", "T", "shape", "L", "fwd: auto", "fwd: best", "best ms", "auto/best", f"{PEER}/auto",
+         "fwd+bwd: auto (fwd / grad)", "fwd+bwd: best", "best ms", "auto/best", f"{PEER}/auto"], rows)
 
 
-def compile_table(records: list[dict], columns: list[str]) -> str:
-    header = ["T", *columns, AUTO, FLOOR, NAIVE]
-    rows = [[r["length"], *(f"{r['compile_s'][c]:.2f}" if c in r["compile_s"] else "–" for c in columns),
-             f"{r['auto']['compile_s']:.2f}", f"{r['compile_s'][FLOOR]:.2f}", f"{r['compile_s'][NAIVE]:.2f}"]
-            for r in records]
-    return benchlib.markdown_table(header, rows)
-
-
-def memory_table(memory: dict) -> str:
-    def cells(row):
-        if row["temp_bytes"] is None:
-            return ["–", "–", "–"]
-        per = row["bytes_per_element"]
-        return [f"{row['temp_bytes'] / 2**20:.1f}", f"{per:.1f}", f"{per / 4:.2f}"]
-
-    rows = [[row["variant"], *cells(row)] for row in memory["rows"]]
-    return benchlib.markdown_table(["forward+backward", "temp MiB", "bytes / element", "float32s / element"], rows)
-
-
-def targets(records: list[dict]) -> list[dict]:
-    """The issue's targets: auto ≤ 1.1× best everywhere; diagonal forward ≤ 1.5× floor at ≥ 2^22."""
-    checks = []
-    for r in records:
-        where = f"{r['case']} {r['pass']} T={r['length']}"
-        checks.append({"target": f"auto ≤ {AUTO_TARGET}× best", "where": where,
-                       "value": r["auto"]["ratio_to_best"], "met": r["auto"]["ratio_to_best"] <= AUTO_TARGET})
-        if r["case"] == "diagonal" and r["pass"] == FORWARD and r["elements"] >= 2**22:
-            value = r["auto"]["ratio_to_floor"]
-            checks.append({"target": f"diagonal forward (auto) ≤ {FLOOR_TARGET}× floor", "where": where,
-                           "value": value, "met": value <= FLOOR_TARGET})
-    return checks
-
-
-def targets_text(checks: list[dict]) -> str:
+def verdict_text(rows: list[dict]) -> str:
     lines = []
-    for target in dict.fromkeys(c["target"] for c in checks):
-        group = [c for c in checks if c["target"] == target]
-        missed = [f"{c['where']} ({c['value']:.2f})" for c in group if not c["met"]]
-        worst = max(group, key=lambda c: c["value"])
-        verdict = "met" if not missed else "missed at " + ", ".join(missed)
-        lines.append(f"- {target}: {verdict}; worst {worst['value']:.2f} at {worst['where']}.")
-    if not any("floor" in c["target"] for c in checks):
-        lines.append(f"- diagonal forward ≤ {FLOOR_TARGET}× floor: not measured here "
-                     "(no size with B·T·D ≥ 2^22).")
+    for v in rows:
+        lines.append(f"- {v['pass']}: auto within {WITHIN}× of the best for {v['within']:.0%} of {v['shapes']} "
+                     f"shapes (target ≥ {SHARE:.0%}), worst {v['worst']:.2f}× (target ≤ {NEVER_WORSE}), median "
+                     f"{v['median']:.2f}×: {'met' if v['met'] else 'missed'}.")
     return "\n".join(lines)
 
 
-def any_once(records: list[dict]) -> bool:
-    return any(r["timed_once"] or r["auto"]["timed_once"] for r in records)
+def layout_table(layout: list[dict]) -> str:
+    rows = []
+    for r in layout:
+        f, t = r[FORWARD], r[TRAIN]
+        rows.append(["×".join(map(str, r["shape"])), _ms(f["batch_first"]), _ms(f["time_major"]),
+                     f"{f['time_major'] / f['batch_first']:.2f}", _ms(t["batch_first"]), _ms(t["time_major"]),
+                     f"{t['time_major'] / t['batch_first']:.2f}"])
+    return benchlib.markdown_table(["B×T×D", "fwd batch-first ms", "fwd time-major ms", "time-major / batch-first",
+                                    "fwd+bwd batch-first ms", "fwd+bwd time-major ms", "time-major / batch-first"],
+                                   rows)
+
+
+def memory_table(memory: dict) -> str:
+    rows = [[r["variant"], "–" if r["temp_bytes"] is None else f"{r['temp_bytes'] / 2**20:.1f}",
+             "–" if r["bytes_per_element"] is None else f"{r['bytes_per_element']:.1f}"] for r in memory["rows"]]
+    return benchlib.markdown_table(["forward+backward", "temp MiB", "bytes / element"], rows)
 
 
 def report(results: dict) -> str:
-    records = results["records"]
-    parts = [
-        f"{benchlib.run_line(results)} {results['settings']['rounds']} interleaved rounds.",
-        "Method columns: median time / the fastest engine method's (1.00 = best). `x/floor`: median / "
-        "the memory floor (one elementwise multiply-add pass over the same bytes). `auto` shows what "
-        f"it picked; auto measured {records[0]['auto']['measured']}."
-        + (f" {ONCE}: timed by a single call, not in every round (one call took over "
-           f"{results['settings']['max_call_seconds']} s)." if any_once(records) else ""),
-    ]
-    for case in dict.fromkeys(r["case"] for r in records):
-        for pass_ in PASSES:
-            group = [r for r in records if r["case"] == case and r["pass"] == pass_]
-            if not group:
-                continue
-            columns = list(dict.fromkeys(m for r in group for m in r["methods"]))
-            parts.append(f"### {case}, {pass_}: time / best\n\n" + run_table(group, columns))
-            parts.append(f"### {case}, {pass_}: compile seconds\n\n" + compile_table(group, columns))
+    s = results["settings"]
+    parts = [f"{benchlib.run_line(results)} {s['rounds']} interleaved rounds (fit grid), "
+             f"{s['validation_rounds']} (validation); grid `{s['grid']}`."]
+    records = results["grid"]
+    for family in dict.fromkeys(r["family"] for r in records):
+        for dtype, pass_ in dict.fromkeys((r["dtype"], r["pass"]) for r in records if r["family"] == family):
+            parts.append(f"### Grid: {family}, {dtype}, {pass_}: fastest candidate, its ms (runner-up / it)\n\n"
+                         + best_map(records, family, dtype, pass_))
+    parts.append("### Cost model fits (`lrnn.scan.cost_model`)\n\nLOO: leave-one-out error of log2 time as a "
+                 "factor (1.10 = predictions 10% off on sizes left out of the fit).\n\n" + fit_table(results["fits"]))
+    if results["validation"]:
+        parts.append("### Validation: auto on shapes off the grid\n\n`auto/best`: auto's median time / the fastest "
+                     "candidate's, in the same rounds (below 1: auto's forward and gradient methods differ and beat "
+                     f"every single method). `{PEER}/auto`: that peer's time over auto's (diagonal rows, where "
+                     "recurrentgemma imports: see `peer`). The last two rows are issue 18's shapes.\n\n"
+                     + validation_table(results["validation"]) + "\n\n" + verdict_text(results["verdict"]))
+    if results["layout"]:
+        parts.append("### Layout: the diagonal scan through auto, batch-first (axis 1) vs time-major (axis 0)\n\n"
+                     + layout_table(results["layout"]))
     memory = results["memory"]
-    parts.append(
-        f"### Forward+backward temporary memory, {memory['case']} T={memory['length']} {memory['shape']}\n\n"
-        + memory_table(memory)
-        + f"\n\nbytes / element: temp bytes / B·T·D ({memory['elements']}); "
-        f"measured by {memory['rows'][0]['source']}.")
-    parts.append("### Targets\n\n" + targets_text(results["targets"]))
+    if memory:
+        parts.append(f"### Forward+backward temporary memory, diagonal T={memory['length']} {memory['shape']}\n\n"
+                     + memory_table(memory) + f"\n\nmeasured by {memory['rows'][0]['source']}.")
     if results.get("auto_table_written"):
-        parts.append(f"`{auto.TABLE.relative_to(ROOT)}` rewritten from the forward tables above "
-                     f"(`--write-auto`).")
+        parts.append(f"`{auto.TABLE.relative_to(ROOT)}` rewritten from the grid above (`--write-auto`).")
     return "\n\n".join(parts)
 
 
@@ -447,53 +517,80 @@ def report(results: dict) -> str:
 
 def parse(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true",
-                        help=f"smoke test: T ∈ {QUICK_SIZES}, {QUICK_TOTAL} elements, 3 rounds, no BENCHMARKS.md")
-    parser.add_argument("--sizes", type=int, nargs="+", help="sequence lengths T to measure")
-    benchlib.add_output_arguments(parser, default_rounds=7, quick_rounds=3, results_name="bench_scan")
+    parser.add_argument("--quick", action="store_true", help="smoke test: tiny grid, 2 validation shapes")
+    parser.add_argument("--grid", choices=sorted(GRIDS), help="fit grid (default full; quick with --quick)")
+    parser.add_argument("--families", nargs="+", choices=sorted(FAMILY), help="families to measure (default all)")
+    parser.add_argument("--grid-from", type=pathlib.Path, metavar="JSON",
+                        help="take the grid's measurements from an earlier run's results file instead of measuring")
+    parser.add_argument("--validate", type=int, help=f"random validation shapes (default {VALIDATION_SHAPES})")
+    parser.add_argument("--no-layout", action="store_true", help="skip the layout comparison")
+    parser.add_argument("--no-memory", action="store_true", help="skip the memory table")
+    benchlib.add_output_arguments(parser, default_rounds=5, quick_rounds=2, results_name="bench_scan")
     parser.add_argument("--write-auto", action="store_true", help=f"rewrite {auto.TABLE.relative_to(ROOT)}")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.quick and args.write_auto:
+        parser.error("--write-auto records measurements at the real sizes; it cannot be combined with --quick")
+    return args
 
 
 def main(argv=None) -> dict:
     args = parse(argv)
     quick = args.quick
-    total = QUICK_TOTAL if quick else TOTAL
-    sizes = tuple(args.sizes or (QUICK_SIZES if quick else SIZES))
-    timing = benchlib.Timing(rounds=args.rounds or (3 if quick else 7), min_seconds=0.01 if quick else 0.1,
-                    max_calls=10 if quick else 20, max_call_seconds=args.max_call_seconds)
+    grid = args.grid or ("quick" if quick else "full")
+    chunks = CHUNKS[grid]
+    families = tuple(FAMILY[n] for n in args.families) if args.families else FAMILIES
+    rounds = args.rounds or (2 if quick else 5)
+    timing = benchlib.Timing(rounds=rounds, min_seconds=0.005 if quick else 0.05, max_calls=5 if quick else 20,
+                             max_call_seconds=args.max_call_seconds)
+    check = benchlib.Timing(rounds=rounds if quick else rounds + 2, min_seconds=0.005 if quick else 0.1,
+                            max_calls=5 if quick else 20, max_call_seconds=args.max_call_seconds)
     out, markdown = benchlib.output_paths(args, ROOT, "bench_scan")
 
-    records, sized = [], []
-    for case in CASES:
-        for length in sizes:
-            size = Size.of(case, length, total)
-            for pass_ in PASSES:
-                benchlib.progress(f"{case.name} T={length} {size.describe()} {pass_}")
-                records.append(measure(size, pass_, timing, with_auto=not args.write_auto, seed=len(records)))
-                sized.append(size)
+    records = []
+    if args.grid_from:
+        earlier = json.loads(args.grid_from.read_text())
+        records = [r for r in earlier["grid"] if r["family"] in {f.name for f in families}]
+        grid, chunks = earlier["settings"]["grid"], tuple(earlier["settings"]["chunks"])
+    for family in [] if args.grid_from else families:
+        for shape in grid_shapes(grid, (family,)):
+            for pass_ in family.passes:
+                benchlib.progress(f"grid {family.name} {shape.dtype} T={shape.length} {shape.describe()} {pass_}")
+                records.append(measure_point(shape, pass_, chunks, timing, seed=len(records)))
+        if args.write_auto:  # family by family: a run stopped early keeps what it finished
+            auto.replace_families({family.name: auto_points(records)[family.name]})
+    points = auto_points(records)
+    if args.write_auto and args.grid_from:
+        auto.replace_families(points)
 
-    written = None
-    if args.write_auto:
-        written = auto_rows(records, {c.name: c.monoid.family for c in CASES})
-        auto.replace_families(written)
-        for record, size in zip(records, sized):
-            benchlib.progress(f"auto {size.case.name} T={size.length} {record['pass']}")
-            remeasure_auto(record, size, timing, seed=len(records) + size.length)
+    validation, layout = [], []
+    count = 2 if quick and args.validate is None else (VALIDATION_SHAPES if args.validate is None else args.validate)
+    with auto.stand_in(points):
+        shapes = [s for s in validation_shapes(count) if s.family in families][: count + len(ISSUE_SHAPES)]
+        if quick:
+            shapes = [dataclasses.replace(s, length=min(s.length, 300), batch=1) for s in shapes[:count]]
+        for i, shape in enumerate(shapes if count else []):
+            benchlib.progress(f"validate {shape.family.name} {shape.dtype} T={shape.length} {shape.describe()}")
+            validation.append(validate(shape, chunks, check, seed=10_000 + i))
+        if not args.no_layout and FAMILY["diagonal"] in families:
+            for i, shape in enumerate(LAYOUT_SHAPES[:1] if quick else LAYOUT_SHAPES):
+                benchlib.progress(f"layout {shape}")
+                layout.append(measure_layout((1, 256, 64) if quick else shape, check, seed=20_000 + i))
+    memory = None if args.no_memory else measure_memory(*((256, 4096) if quick else (MEMORY_LENGTH, MAX_ELEMENTS // 2)))
 
-    benchlib.progress("memory")
-    memory = measure_memory(CASES[0], QUICK_MEMORY_LENGTH if quick else MEMORY_LENGTH, total)
     results = {
         **benchlib.run_header("experiments/bench_scan.py", argv, out, ROOT),
-        "settings": {"total_elements": total, "sizes": list(sizes), "chunks": list(CHUNKS), "quick": quick,
+        "settings": {"grid": grid, "chunks": list(chunks), "grid_from": args.grid_from and str(args.grid_from), "families": [f.name for f in families],
+                     "max_elements": MAX_ELEMENTS, "quick": quick, "validation_rounds": check.rounds,
                      **dataclasses.asdict(timing)},
-        "records": records,
+        "grid": records,
+        "fits": fit_summary(points),
+        "validation": validation,
+        "verdict": verdict(validation) if validation else [],
+        "layout": layout,
         "memory": memory,
-        "auto_table_written": written and {jax.default_backend(): written},
+        "auto_table_written": bool(args.write_auto),
     }
-    results["targets"] = targets(records)
-    text = report(results)
-    benchlib.publish(results, text, out, markdown, SECTION)
+    benchlib.publish(results, report(results), out, markdown, SECTION)
     return results
 
 

@@ -17,10 +17,12 @@ a step that fails is reported and the next one runs; one that runs past its budg
                        tests/pallas_kernels/conftest.py skips, giving the reason, the tests of the
                        variant this backend cannot compile (on a GPU: the "tpu" variant's).
                        Recorded: pytest's counts, skip reasons and failed tests.
-  bench_scan    (150)  python experiments/bench_scan.py --write-auto --rounds 3: the engine's
-                       methods on this backend; rewrites this backend's families in
-                       lrnn/scan/auto_methods.json. It runs before bench_kernels, whose rows it
-                       would otherwise replace. 3 timing rounds, not 7, to fit the budget.
+  bench_scan    (150)  python experiments/bench_scan.py --write-auto --grid coarse --validate 0
+                       --no-layout --rounds 3: the engine's methods on this backend over the
+                       coarse grid (T, L ∈ 256, 4096, 65536; sequential, associative, chunked64),
+                       each family's points written to lrnn/scan/auto_methods.json as soon as it
+                       is measured (a step stopped at its budget keeps the families it finished).
+                       It runs before bench_kernels, whose points it would otherwise replace.
   bench_kernels (170)  python experiments/bench_kernels.py --write-auto: the copy bandwidth,
                        every kernel against its pure-JAX form and, where torch and fla import,
                        flash-linear-attention's chunk kernels (fla's column otherwise says why
@@ -38,7 +40,7 @@ What it writes, <key> being <backend>_<device kind>, e.g. gpu_nvidia-h200:
         "## Device check": that run's step table, test summary and benchmark tables, replaced
         on every full run (the latest device). The benchmarks' own sections are left as they
         are: the engine's holds the CPU measurements.
-  lrnn/scan/auto_methods.json                   this backend's rows.
+  lrnn/scan/auto_methods.json                   this backend's measured points.
 
 Then: git add experiments/results/device_check_<key>.json experiments/results/device_check_<key>
 BENCHMARKS.md lrnn/scan/auto_methods.json, and commit. The script exits 1 if any step did not
@@ -91,8 +93,9 @@ QUICK_BUDGETS = {"environment": 60, "kernel_tests": 180, "bench_scan": 300, "ben
 KERNEL_TESTS = ("tests/pallas_kernels",)
 QUICK_KERNEL_TESTS = ("tests/pallas_kernels/test_diagonal_scan.py::test_agrees_with_the_engines_sequential_method",
                       "tests/pallas_kernels/test_diagonal_scan.py::test_errors")
-BENCH_ARGS = {"bench_scan": ("--write-auto", "--rounds", "3"), "bench_kernels": ("--write-auto",)}
-QUICK_BENCH_ARGS = {"bench_scan": ("--quick", "--sizes", "256", "--rounds", "1"),
+BENCH_ARGS = {"bench_scan": ("--write-auto", "--grid", "coarse", "--validate", "0", "--no-layout", "--rounds", "3"),
+              "bench_kernels": ("--write-auto",)}
+QUICK_BENCH_ARGS = {"bench_scan": ("--quick", "--rounds", "1", "--validate", "1", "--no-layout", "--no-memory"),
                     "bench_kernels": ("--quick", "--rounds", "1")}
 HEADING = "## Device check (experiments/device_check.py)"
 BEGIN, END = "<!-- device_check: begin -->", "<!-- device_check: end -->"

@@ -108,7 +108,8 @@ class Cell:
           state: (B, *state_shape) state before the first token; None for zeros.
           method: the engine's scan method (see `lrnn.scan.scan`), or "streamed": elements, scan
             and readout chunk by chunk, never a state per token (`lrnn.cells.streamed`). "auto"
-            streams where `experiments/bench_cells.py --write-auto` measured that faster.
+            streams where the cost model of `experiments/bench_cells.py --write-auto`'s measurements
+            predicts that faster (forward plus forward+backward time).
           chunk_size: steps per chunk for the engine's "chunked"; for "streamed", tokens per
             chunk, dividing T (None: the measured or default one).
           resets: (B, T) bool; True at t starts a fresh state there (packed sequences).

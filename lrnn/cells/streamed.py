@@ -40,8 +40,8 @@ from lrnn.scan import auto, scan
 
 METHOD = "streamed"
 DEFAULT_CHUNK_SIZE = 64
-# auto_methods.json family of a registered cell's measurements: rows {length, lanes, method,
-# chunk_size} with method "streamed" or "whole" (the engine over all tokens at once)
+# auto_methods.json family of a registered cell's measurements: points whose candidates are
+# "whole" (the engine over all tokens at once) and "streamed_<C>"
 FAMILY_PREFIX = "cell:"
 WHOLE = "whole"
 
@@ -69,21 +69,30 @@ def divisor_near(length: int, target: int) -> int | None:
     return min(near, key=lambda c: max(c / target, target / c)) if near else None
 
 
+def measured_stream(cell, batch: int, length: int) -> int | None:
+    """The chunk size of the stream predicted fastest for `cell` at (batch, length), counting its
+    forward and its forward+backward time (`lrnn.scan.auto`'s model of the benchmark's
+    measurements), or None where the whole-sequence scan is predicted faster or nothing was
+    measured."""
+    name = family(cell)
+    if name is None:
+        return None
+    method, chunk_size = auto.choose_total(name, length, lanes(cell, batch))
+    return chunk_size if method == METHOD else None
+
+
 def choose(cell, lead_shape: tuple, method: str, chunk_size) -> tuple[str, int | None]:
     """(method, chunk_size) for `cell.forward` on inputs of lead shape (B, T) asked for `method`
-    "auto" or "streamed": "auto" streams where the benchmark measured streaming faster at the
-    nearest size, with the divisor of T nearest the chunk size measured there (within a factor
-    2; none: no stream), and otherwise hands "auto" on to the engine; "streamed" without a chunk
-    size takes that divisor, or the largest divisor of T up to 64 (measured fastest on CPU for
-    Mamba and S4D at D = 256)."""
+    "auto" or "streamed": "auto" streams where the benchmark's measurements predict streaming
+    faster, with the divisor of T nearest the predicted best chunk size (within a factor 2; none:
+    no stream), and otherwise hands "auto" on to the engine; "streamed" without a chunk size
+    takes that divisor, or the largest divisor of T up to 64 (measured fastest on CPU for Mamba
+    and S4D at D = 256)."""
     batch, length = lead_shape
-    name = family(cell)
-    row = None if name is None else auto.measured(name, length, lanes(cell, batch))
-    near = row and row.get("chunk_size") and divisor_near(length, row["chunk_size"])
+    best = measured_stream(cell, batch, length)
+    near = best and divisor_near(length, best)
     if method == "auto":
-        if row is None or row["method"] != METHOD or not near:
-            return "auto", chunk_size
-        return METHOD, near
+        return (METHOD, near) if near else ("auto", chunk_size)
     if chunk_size is not None:
         return METHOD, chunk_size
     return METHOD, near or default_chunk_size(length)

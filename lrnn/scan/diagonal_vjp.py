@@ -19,7 +19,10 @@ chunked methods, autodiff through the same sequential loop 4.0, autodiff through
 lax.associative_scan 5.3 (its levels shrink geometrically, so it is O(T·D) too, not
 O(T·D·log T)). Wrapped around the associative method this VJP needs 7.4, more than
 autodiff's 5.3, so `uses_reverse_scan_vjp("associative")` is False and the engine lets
-JAX differentiate that method.
+JAX differentiate that method when it is asked for by name.
+
+The forward and the backward scan each run their own method, `forward` and `backward`
+((method, chunk size) pairs): `method="auto"` picks each from its own pass's measurements.
 """
 
 from __future__ import annotations
@@ -42,32 +45,39 @@ def uses_reverse_scan_vjp(method: str) -> bool:
     return method not in _AUTODIFF_CHEAPER
 
 
-def _run(method, a, b, h0, axis, reverse, chunk_size):
+def _run(spec, a, b, h0, axis, reverse):
+    method, chunk_size = spec
     return get_method(method)(DIAGONAL, (a, b), h0, axis=axis, reverse=reverse, chunk_size=chunk_size)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4, 5, 6))
-def diagonal_scan(a, b, h0, method, axis, reverse, chunk_size):
-    """States (time at `axis`) and final state of h_t = a_t h_{t-1} + b_t from h0."""
-    return _run(method, a, b, h0, axis, reverse, chunk_size)
+def diagonal_scan(a, b, h0, forward, backward, axis, reverse):
+    """States (time at `axis`) and final state of h_t = a_t h_{t-1} + b_t from h0, the forward
+    scan by `forward` = (method, chunk_size), the reverse scan of the gradient by `backward`."""
+    return _run(forward, a, b, h0, axis, reverse)
 
 
-def _forward(a, b, h0, method, axis, reverse, chunk_size):
-    states, final = _run(method, a, b, h0, axis, reverse, chunk_size)
+def _forward(a, b, h0, forward, backward, axis, reverse):
+    states, final = _run(forward, a, b, h0, axis, reverse)
     return (states, final), (a, states, h0)
 
 
-def _backward(method, axis, reverse, chunk_size, residuals, cotangents):
-    a, states, h0 = residuals
-    states_bar, final_bar = cotangents
+def gradient(backward, a, states, h0, states_bar, final_bar, axis, reverse):
+    """(ā, b̄, h̄0) from the residuals and the cotangents of the states and final state, the
+    reverse scan run by `backward` = (method, chunk_size)."""
     last = 0 if reverse else a.shape[axis] - 1
     states_bar = timeaxis.put(states_bar, timeaxis.at(states_bar, last, axis) + final_bar, last, axis)
     a_next = timeaxis.shift(a, jnp.zeros_like(h0), axis, not reverse)
-    g, _ = _run(method, a_next, states_bar, None, axis, not reverse, chunk_size)
+    g, _ = _run(backward, a_next, states_bar, None, axis, not reverse)
     h_prev = timeaxis.shift(states, h0, axis, reverse)
     first = a.shape[axis] - 1 if reverse else 0
     h0_bar = timeaxis.at(a, first, axis) * timeaxis.at(g, first, axis)
     return g * h_prev, g, h0_bar
+
+
+def _backward(forward, backward, axis, reverse, residuals, cotangents):
+    a, states, h0 = residuals
+    return gradient(backward, a, states, h0, *cotangents, axis, reverse)
 
 
 diagonal_scan.defvjp(_forward, _backward)

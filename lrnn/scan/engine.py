@@ -15,18 +15,27 @@ Precision: elements and `initial` are promoted to at least float32 (complex64) f
 scan; states come back in the elements' own result dtype (bf16 in, bf16 out). A native method
 (the Pallas kernels) gets the elements in that dtype and accumulates in float32 itself.
 
-Gradients: a DiagonalMonoid scan has a custom VJP that is a reverse diagonal scan through
-the same method (see `diagonal_vjp`, which records where that measured cheaper than
-autodiff). Other monoids are differentiated by JAX through the method's loop or tree.
+Gradients: a DiagonalMonoid scan has a custom VJP that is a reverse diagonal scan (see
+`diagonal_vjp`, which records where that measured cheaper than autodiff), through the same
+method as the forward when a method is named. Other monoids are differentiated by JAX
+through the method's loop or tree.
+
+`method="auto"` chooses for what runs (`lrnn.scan.auto`, from fitted measurements): the
+forward's method from forward timings; for a DiagonalMonoid the VJP's reverse scan from
+backward timings, independently; for other monoids, when the scan is differentiated, the
+method whose autodiff forward+backward is predicted fastest (`by_pass.scan_by_pass`).
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import jax
 import jax.numpy as jnp
 
 from lrnn import debug
 from lrnn.scan import auto, timeaxis, validation
+from lrnn.scan.by_pass import scan_by_pass
 from lrnn.scan.diagonal import DiagonalMonoid
 from lrnn.scan.diagonal_vjp import diagonal_scan, uses_reverse_scan_vjp
 from lrnn.scan.methods import accepts, get_method, is_native, registered_methods
@@ -80,14 +89,8 @@ def scan(
     out_dtype = jnp.result_type(*leaves)
     work_dtype = jnp.promote_types(out_dtype, jnp.float32)
     length = lead_shape[axis]
-    lanes = max(x.size for x in leaves) // length
-    if method == "auto":
-        method, measured_chunk = auto.choose(monoid.family, length, lanes)
-        if not accepts(method, monoid, out_dtype):
-            method = auto.unmeasured()
-        chunk_size = chunk_size or measured_chunk
-    elif chunk_size is None:
-        chunk_size = auto.chunk_size_for(monoid.family, length, lanes)
+    plan = _Plan.of(monoid, method, chunk_size, length, auto.lanes_of(leaves, length), out_dtype)
+    method = plan.forward[0]
 
     native = is_native(method) and length > 1
     leaves = tuple(x.astype(out_dtype if native else work_dtype) for x in leaves)
@@ -104,15 +107,50 @@ def scan(
     if length == 1:
         final = monoid.apply(timeaxis.at(leaves, 0, axis), start_state(monoid, leaves, initial, axis))
         states = timeaxis.expand(final, axis)
-    elif isinstance(monoid, DiagonalMonoid) and uses_reverse_scan_vjp(method) and not native:
+    elif isinstance(monoid, DiagonalMonoid) and plan.reverse_scan_vjp and not native:
         a, b = leaves
         h0 = jnp.zeros(layout.shape, layout.dtype) if initial is None else initial
-        states, final = diagonal_scan(a, b, h0, method, axis, bool(reverse), chunk_size)
+        states, final = diagonal_scan(a, b, h0, plan.forward, plan.gradient, axis, bool(reverse))
+    elif plan.gradient != plan.forward and not native:
+        states, final = scan_by_pass(monoid, leaves, initial, plan.forward, plan.gradient, axis, bool(reverse))
     else:
-        states, final = get_method(method)(
-            monoid, leaves, initial, axis=axis, reverse=bool(reverse), chunk_size=chunk_size)
+        chunk = plan.forward[1]
+        states, final = get_method(method)(monoid, leaves, initial, axis=axis, reverse=bool(reverse), chunk_size=chunk)
     cast = lambda x: x.astype(out_dtype)  # noqa: E731
     states, final = tree_map(cast, states), tree_map(cast, final)
     if checked is not None:  # under lrnn.debug_nans(): see lrnn.debug
         checked.check(initial, states, method)
     return states, final
+
+
+@dataclasses.dataclass(frozen=True)
+class _Plan:
+    """What runs: the forward (method, chunk size), and the one the gradient runs through — the
+    reverse scan of the diagonal VJP, or for other monoids the method JAX differentiates."""
+
+    forward: tuple[str, int]
+    gradient: tuple[str, int]
+    reverse_scan_vjp: bool
+
+    @classmethod
+    def of(cls, monoid, method, chunk_size, length, lanes, dtype) -> "_Plan":
+        family, key = monoid.family, auto.dtype_key(dtype)
+        diagonal = isinstance(monoid, DiagonalMonoid)
+        if method != "auto":
+            spec = (method, chunk_size or auto.chunk_size_for(family, length, lanes, dtype=key))
+            return cls(spec, spec, uses_reverse_scan_vjp(method))
+
+        def usable(candidate, chunk):
+            return candidate in registered_methods() and accepts(candidate, monoid, dtype)
+
+        def pick(pass_, allowed):
+            chosen, measured_chunk = auto.choose(family, length, lanes, dtype=key, pass_=pass_, usable=allowed)
+            if not allowed(chosen, None):
+                chosen = auto.unmeasured()
+            return chosen, chunk_size or measured_chunk
+
+        forward = pick(auto.FORWARD, usable)
+        if not diagonal:
+            return cls(forward, pick(auto.TRAIN, usable), False)
+        backward = pick(auto.BACKWARD, lambda candidate, chunk: usable(candidate, chunk) and not is_native(candidate))
+        return cls(forward, backward, True)

@@ -79,7 +79,7 @@ class MatrixDecayMonoid(Monoid):
 
 @dataclasses.dataclass(frozen=True)
 class DenseMonoid(Monoid):
-    family = "matrix"
+    family = "dense"
     leaf_names: tuple = ("transition", "update")
 
     def combine(self, earlier, later):
@@ -117,6 +117,7 @@ class DenseMonoid(Monoid):
 
 @dataclasses.dataclass(frozen=True)
 class IdentityMinusRankOneMonoid(DenseMonoid):
+    family = "delta"
     leaf_names: tuple = ("u", "w", "update")
 
     def expand(self, leaf):

@@ -121,34 +121,37 @@ def test_streamed_training_memory_does_not_grow_with_state_times_length():
     assert stream[1] < whole[1] / 8, (stream, whole)
 
 
-def _with_table(monkeypatch, rows):
-    table = {jax.default_backend(): {"cell:mamba": rows}}
-    monkeypatch.setattr(auto, "_table", lambda: table)
+def _measured(lanes):
+    """Mamba measured at T = 64 (a stream of 16 fastest) and 4096 (the whole scan fastest),
+    forward and forward+backward."""
+    def point(length, pass_, whole, stream):
+        return {"length": length, "lanes": lanes, "dtype": "float32", "pass": pass_,
+                "seconds": {"whole": whole, "streamed_16": stream}}
+    return {"cell:mamba": [point(64, "forward", 2.0, 1.0), point(64, "forward+backward", 4.0, 3.0),
+                           point(4096, "forward", 10.0, 12.0), point(4096, "forward+backward", 40.0, 60.0)]}
 
 
-def test_auto_streams_where_measured_faster(monkeypatch):
+def test_auto_streams_where_measured_faster():
     cell = cells.Mamba(d_in=8, d_state=4)
-    lanes = streamed.lanes(cell, 2)
-    _with_table(monkeypatch, [{"length": 64, "lanes": lanes, "method": "streamed", "chunk_size": 16},
-                              {"length": 4096, "lanes": lanes, "method": "whole", "chunk_size": None}])
-    assert streamed.choose(cell, (2, 64), "auto", None) == ("streamed", 16)
-    assert streamed.choose(cell, (2, 4096), "auto", None) == ("auto", None)
-    assert streamed.choose(cell, (2, 60), "auto", None) == ("streamed", 15)  # the divisor of 60 nearest 16
-    assert streamed.choose(cell, (2, 61), "auto", None) == ("auto", None)  # none within a factor 2 of 16
-    assert streamed.choose(cell, (2, 61), "streamed", None) == ("streamed", 61)  # largest divisor ≤ 64
-    assert streamed.choose(cell, (2, 100), "streamed", None) == ("streamed", 20)  # nearest 16: 20 (1.25×) vs 10
-    assert streamed.choose(cell, (2, 64), "streamed", None) == ("streamed", 16)  # the measured one
-    assert streamed.choose(cell, (2, 64), "streamed", 8) == ("streamed", 8)
-    # and the forward it picks computes the same function as the whole-sequence scan
-    params = cell.init(jax.random.PRNGKey(0))
-    x = jax.random.normal(jax.random.PRNGKey(1), (2, 64, 8), jnp.float64)
-    chex.assert_trees_all_close(cell.forward(params, x), cell.forward(params, x, method="sequential"), **TOL)
+    with auto.stand_in(_measured(streamed.lanes(cell, 2))):
+        assert streamed.choose(cell, (2, 64), "auto", None) == ("streamed", 16)
+        assert streamed.choose(cell, (2, 4096), "auto", None) == ("auto", None)
+        assert streamed.choose(cell, (2, 60), "auto", None) == ("streamed", 15)  # the divisor of 60 nearest 16
+        assert streamed.choose(cell, (2, 61), "auto", None) == ("auto", None)  # none within a factor 2 of 16
+        assert streamed.choose(cell, (2, 61), "streamed", None) == ("streamed", 61)  # largest divisor ≤ 64
+        assert streamed.choose(cell, (2, 100), "streamed", None) == ("streamed", 20)  # nearest 16: 20 (1.25×) vs 10
+        assert streamed.choose(cell, (2, 64), "streamed", None) == ("streamed", 16)  # the measured one
+        assert streamed.choose(cell, (2, 64), "streamed", 8) == ("streamed", 8)
+        # and the forward it picks computes the same function as the whole-sequence scan
+        params = cell.init(jax.random.PRNGKey(0))
+        x = jax.random.normal(jax.random.PRNGKey(1), (2, 64, 8), jnp.float64)
+        chex.assert_trees_all_close(cell.forward(params, x), cell.forward(params, x, method="sequential"), **TOL)
 
 
-def test_auto_without_measurements_uses_the_engine(monkeypatch):
-    monkeypatch.setattr(auto, "_table", lambda: {})
-    assert streamed.choose(cells.S4D(d_in=8), (2, 1024), "auto", None) == ("auto", None)
-    assert streamed.choose(cells.S4D(d_in=8), (2, 1024), "streamed", None) == ("streamed", 64)
+def test_auto_without_measurements_uses_the_engine():
+    with auto.stand_in({"cell:s4d": []}):
+        assert streamed.choose(cells.S4D(d_in=8), (2, 1024), "auto", None) == ("auto", None)
+        assert streamed.choose(cells.S4D(d_in=8), (2, 1024), "streamed", None) == ("streamed", 64)
 
 
 def test_family_names_the_registered_cell():

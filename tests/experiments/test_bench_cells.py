@@ -6,6 +6,7 @@ import json
 import pytest
 
 from experiments import bench_cells
+from lrnn.scan import auto
 
 
 def test_quick_run_writes_a_table_and_results(tmp_path):
@@ -39,18 +40,21 @@ def _record(cell, length, pass_, **seconds):
     return {"cell": cell, "length": length, "lanes": 8, "pass": pass_, "median_s": seconds}
 
 
-def test_stream_rows_pick_streamed_where_forward_plus_training_is_faster():
+def test_stream_points_stream_where_forward_plus_training_is_faster():
     records = [
         _record("mamba", 1024, "forward", whole=2.0, streamed_32=1.5, streamed_64=1.0, step_loop=3.0),
         _record("mamba", 1024, "forward+backward", whole=9.0, streamed_32=4.0, streamed_64=5.0, step_loop=9.0),
         _record("lru", 1024, "forward", whole=1.0, streamed_32=1.5, step_loop=3.0),
         _record("lru", 1024, "forward+backward", whole=2.0, streamed_32=1.6, step_loop=3.0),
-        _record("mamba2", 1024, "forward", whole=1.0, step_loop=3.0),  # a matrix cell: no rows
+        _record("mamba2", 1024, "forward", whole=1.0, step_loop=3.0),  # a matrix cell: no points
     ]
-    assert bench_cells.stream_rows(records) == {
-        "cell:mamba": [{"length": 1024, "lanes": 8, "method": "streamed", "chunk_size": 32}],  # 5.5 < 6.0 < 11
-        "cell:lru": [{"length": 1024, "lanes": 8, "method": "whole", "chunk_size": None}],  # 3.0 < 3.1
-    }
+    points = bench_cells.stream_points(records)
+    assert set(points) == {"cell:mamba", "cell:lru"}
+    assert points["cell:lru"][1] == {"length": 1024, "lanes": 8, "dtype": "float32", "pass": "forward+backward",
+                                     "seconds": {"whole": 2.0, "streamed_32": 1.6}}
+    with auto.stand_in(points):
+        assert auto.choose_total("cell:mamba", 1024, 8) == ("streamed", 32)  # 5.5 < 6.0 < 11
+        assert auto.choose_total("cell:lru", 1024, 8)[0] == "whole"  # 3.0 < 3.1
 
 
 def test_default_cells_are_the_diagonal_ones_and_mamba2():

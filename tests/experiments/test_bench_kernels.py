@@ -1,5 +1,5 @@
 """The kernel benchmark's bookkeeping: it refuses to time interpret mode, its tables report the
-ratios it claims, and --write-auto records the winners without losing other measurements.
+ratios it claims, and --write-auto records its timings without losing other measurements.
 (Timing itself needs a GPU; `python experiments/bench_kernels.py --quick` runs the whole script
 at tiny sizes, about a minute on CPU, and is not part of the suite.)"""
 
@@ -41,20 +41,27 @@ def test_tables_give_the_ratios():
 
 
 @pytest.mark.parametrize("kernel_s, expected", [(1.0, "pallas"), (3.0, "pure_jax")])
-def test_write_auto_records_the_winner_and_keeps_other_rows(tmp_path, monkeypatch, kernel_s, expected):
+def test_write_auto_records_the_timings_and_keeps_other_points(tmp_path, monkeypatch, kernel_s, expected):
     table_path = tmp_path / "auto_methods.json"
     backend = jax.default_backend()
-    kept = {"length": 256, "lanes": 4, "method": "sequential", "chunk_size": 16}
-    replaced = {"length": 2048, "lanes": 8 * 16 * 128 * 128, "method": "stale", "chunk_size": 64}
+    lanes = 8 * 16 * 128 * 128
+    kept = {"length": 256, "lanes": 4, "dtype": "bfloat16", "pass": FORWARD, "seconds": {"sequential": 1.0}}
+    replaced = {"length": 2048, "lanes": lanes, "dtype": "bfloat16", "pass": FORWARD, "seconds": {"stale": 1.0}}
     table_path.write_text(json.dumps({"tpu": {"delta_rule": [kept]}, backend: {"delta_rule": [kept, replaced]}}))
     monkeypatch.setattr(auto, "TABLE", table_path)
-
-    auto.merge_rows(bench_kernels.auto_rows(_results(kernel_s=kernel_s, pure_s=2.0, fla_s=1.0)))
-
-    table = json.loads(table_path.read_text())
-    assert table["tpu"] == {"delta_rule": [kept]}
-    rows = table[backend]["delta_rule"]
-    assert rows[0] == kept and [r["length"] for r in rows[1:]] == [2048, 8192]
-    assert all(r["method"] == expected for r in rows[1:])
-    assert table[backend]["decay_attention"][0]["method"] == expected
-    assert table[backend]["diagonal"] == [{"length": 8192, "lanes": 8 * 4096, "method": "pallas"}]
+    auto._table.cache_clear()
+    try:
+        auto.merge_points(bench_kernels.auto_points(_results(kernel_s=kernel_s, pure_s=2.0, fla_s=1.0)))
+        table = json.loads(table_path.read_text())
+        assert table["tpu"] == {"delta_rule": [kept]}
+        points = table[backend]["delta_rule"]
+        assert points[0] == kept and [(p["length"], p["pass"]) for p in points[1:]] == [
+            (2048, FORWARD), (2048, TRAIN), (8192, FORWARD), (8192, TRAIN)]
+        assert all(p["seconds"] == {"pallas": kernel_s, "pure_jax": 2.0} for p in points[1:])
+        assert table[backend]["diagonal"] == [{"length": 8192, "lanes": 8 * 4096, "dtype": "float32", "pass": FORWARD,
+                                               "seconds": {"pallas": 1.1, "associative": 3.0, "sequential": 2.0}}]
+        for form in ("delta_rule", "decay_attention"):
+            assert auto.choose_total(form, 4096, lanes, dtype="bfloat16")[0] == expected
+        assert auto.choose("diagonal", 8192, 8 * 4096)[0] == "pallas"
+    finally:
+        auto._table.cache_clear()

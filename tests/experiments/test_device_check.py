@@ -134,12 +134,12 @@ def test_quick_run_end_to_end(tmp_path):
     results = _results(tmp_path)
     assert results["ok"] and [step["status"] for step in results["steps"]] == [device_check.PASSED] * 4
     steps = {step["name"]: step for step in results["steps"]}
-    assert "#### diagonal, forward: time / best" in device_check.demoted(steps["bench_scan"]["tables"])
+    assert "#### Grid: diagonal, float32, forward" in device_check.demoted(steps["bench_scan"]["tables"])
     assert "Copy bandwidth" in steps["bench_kernels"]["tables"]
     run_dir = tmp_path / "device_check_cpu_cpu"
     for name in ("bench_scan.json", "bench_kernels.json", "pytest.xml", "environment.json"):
         assert (run_dir / name).exists(), name
     section = _section(tmp_path / "BENCHMARKS.md")
-    assert "#### Diagonal scan" in section and "#### diagonal, forward: time / best" in section
+    assert "#### Diagonal scan" in section and "#### Grid: diagonal, float32, forward" in section
     assert "\n## " not in section
     assert _repository_files() == before

@@ -121,17 +121,18 @@ def test_engine_pallas_refuses_other_monoids():
 
 
 def test_auto_picks_pallas_only_where_measured_and_accepted(monkeypatch):
-    """A table naming "pallas" for the diagonal family sends DiagonalMonoid scans to the kernel;
-    LogDiagonalMonoid (same family, no kernel) still runs, on the backend's unmeasured default."""
+    """Measurements with "pallas" fastest for the diagonal family send DiagonalMonoid scans to
+    the kernel; LogDiagonalMonoid (same family, no kernel) still runs, on another candidate."""
     calls = []
     kernel = scan_methods.get_method("pallas")
     monkeypatch.setitem(scan_methods._REGISTRY, "pallas", lambda *a, **k: calls.append(1) or kernel(*a, **k))
-    table = {jax.default_backend(): {"diagonal": [{"length": 8, "lanes": 4, "method": "pallas"}]}}
-    monkeypatch.setattr(auto, "_table", lambda: table)
+    point = {"length": 8, "lanes": 4, "dtype": "float32", "pass": "forward",
+             "seconds": {"pallas": 1.0, "sequential": 2.0}}
     x = jnp.linspace(0.1, 0.9, 16, dtype=jnp.float32).reshape(2, 8, 1)
-    scan(DiagonalMonoid(), (x, x), method="auto")
-    assert calls == [1]
-    states, _ = scan(LogDiagonalMonoid(), (jnp.log(x), jnp.log(x)), method="auto")
+    with auto.stand_in({"diagonal": [point]}):
+        scan(DiagonalMonoid(), (x, x), method="auto")
+        assert calls == [1]
+        states, _ = scan(LogDiagonalMonoid(), (jnp.log(x), jnp.log(x)), method="auto")
     chex.assert_tree_all_finite(states)
     assert calls == [1]
 
@@ -196,21 +197,22 @@ def test_kernel_method_refuses_what_the_kernels_do_not_take():
 
 
 def test_auto_runs_the_chunk_kernel_where_measured(monkeypatch):
-    """With a table naming "pallas" for delta_rule, "auto" runs the registered kernel, and the
-    pure-JAX form where the kernel does not apply (resets)."""
+    """With measurements where "pallas" is faster for delta_rule, "auto" runs the registered
+    kernel, and the pure-JAX form where the kernel does not apply (resets)."""
     calls = []
     kernel = scan_methods.chunk_kernel("delta_rule", "pallas")
     monkeypatch.setitem(scan_methods._CHUNK_KERNELS, ("delta_rule", "pallas"),
                         lambda *a, **k: calls.append(1) or kernel(*a, **k))
-    table = {jax.default_backend(): {"delta_rule": [{"length": 20, "lanes": 24, "method": "pallas"}]}}
-    monkeypatch.setattr(auto, "_table", lambda: table)
+    points = [{"length": 20, "lanes": 24, "dtype": "float32", "pass": pass_, "seconds": {"pallas": 1.0, "pure_jax": 2.0}}
+              for pass_ in ("forward", "forward+backward")]
     rng = np.random.default_rng(1)
     q, k = (jnp.asarray(rng.normal(size=(1, 2, 20, 4)), jnp.float32) for _ in range(2))
     k = k / jnp.linalg.norm(k, axis=-1, keepdims=True)
     v = jnp.asarray(rng.normal(size=(1, 2, 20, 3)), jnp.float32)
     beta, state = jnp.full((1, 2, 20), 0.5, jnp.float32), jnp.zeros((1, 2, 4, 3), jnp.float32)
-    with_kernel = delta_rule(q, k, v, beta, state, chunk_size=16, method="auto")
-    assert calls == [1]
-    pure = delta_rule(q, k, v, beta, state, chunk_size=16, method="auto", resets=jnp.zeros((1, 20), bool))
+    with auto.stand_in({"delta_rule": points}):
+        with_kernel = delta_rule(q, k, v, beta, state, chunk_size=16, method="auto")
+        assert calls == [1]
+        pure = delta_rule(q, k, v, beta, state, chunk_size=16, method="auto", resets=jnp.zeros((1, 20), bool))
     assert calls == [1]
     chex.assert_trees_all_close(with_kernel, pure, rtol=1e-5, atol=1e-5)

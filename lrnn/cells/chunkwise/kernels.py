@@ -3,9 +3,10 @@
 `method="pallas"` asks for the kernel registered under the form's name (`pallas_kernels`
 registers "decay_attention" and "delta_rule"); a case the kernels do not cover (resets, complex
 decays, float64) is then an error that says so, never a silent switch. `method="auto"` runs a kernel only
-where the measured table (`lrnn.scan.auto`, written by `experiments/bench_kernels.py
---write-auto`) names it for this backend and size and the kernel covers the inputs; otherwise
-the pure-JAX form runs with "auto" across chunks. Any other method is the engine's, across chunks.
+where the cost model of the measurements (`lrnn.scan.auto`, written by `experiments/bench_kernels.py
+--write-auto`) predicts it faster than the pure-JAX form for this backend and size, forward plus
+forward+backward time, and the kernel covers the inputs; otherwise the pure-JAX form runs with
+"auto" across chunks. Any other method is the engine's, across chunks.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ def select(form: str, method: str, *, length: int, lanes: int, resets, arrays) -
                  else "float64 inputs (they compute in float32)" if any(x.dtype == jnp.float64 for x in given)
                  else None)
     if method == "auto":
-        measured, _ = auto.choose(form, length, lanes)
+        measured, _ = auto.choose_total(form, length, lanes, dtype=auto.dtype_key(given[0].dtype))
         kernel = chunk_kernel(form, measured)
         return kernel if kernel is not None and uncovered is None else None
     kernel = chunk_kernel(form, method)
