@@ -11,10 +11,10 @@
 candidate a method with its chunk size in the name ("chunked64", "streamed32", "pallas").
 The passes are what runs: "forward"; "backward", the diagonal scan's reverse-scan VJP alone
 (`diagonal_vjp`), whose method is chosen apart from the forward's; and "forward+backward",
-autodiff through one method, for the other monoids. Per candidate, `cost_model.fit` fits log
-time in (log T, log L), so a shape between or beyond the measured ones is predicted rather
-than matched to its nearest row, and `choose` takes the candidate predicted fastest among
-those the caller can run. A dtype with no measurements uses float32's, a pass with none the
+autodiff through one method, for the other monoids. `cost_model.fit_candidates` models every
+candidate's log time in (log T, log L) (one reference absolutely, the others as ratios to it),
+so a shape between or beyond the measured ones is predicted rather than matched to its
+nearest row, and `choose` takes the candidate predicted fastest among those the caller can run. A dtype with no measurements uses float32's, a pass with none the
 forward's; a backend or family with none falls back to "sequential" on CPU and "associative"
 elsewhere, the only choices not taken from a measurement.
 
@@ -110,21 +110,22 @@ def _matching(family, dtype, pass_, backend) -> list[dict]:
     return []
 
 
-@functools.lru_cache(maxsize=4096)
-def _fit(measured: tuple[tuple[float, float, float], ...]) -> cost_model.Fit:
-    lengths, lanes, seconds = zip(*measured)
-    return cost_model.fit(lengths, lanes, seconds)
+@functools.lru_cache(maxsize=1024)
+def _fit(measured: tuple[tuple[str, tuple[tuple[float, float, float], ...]], ...]):
+    return cost_model.fit_candidates(dict(measured))
 
 
 def fits(family: str, *, dtype: str = FALLBACK_DTYPE, pass_: str = FORWARD,
-         backend: str | None = None) -> dict[str, cost_model.Fit]:
+         backend: str | None = None) -> dict[str, cost_model.Fit | cost_model.Relative]:
     """Per candidate, its cost model fitted to the family's points for this dtype and pass."""
     by_candidate: dict[str, list] = {}
     for row in _matching(family, dtype, pass_, backend):
         for candidate, seconds in row["seconds"].items():
             if seconds is not None and seconds > 0:
                 by_candidate.setdefault(candidate, []).append((row["length"], row["lanes"], seconds))
-    return {c: _fit(tuple(sorted(measured))) for c, measured in by_candidate.items()}
+    if not by_candidate:
+        return {}
+    return _fit(tuple(sorted((c, tuple(sorted(m))) for c, m in by_candidate.items())))
 
 
 def predict(family: str, length: int, lanes: int, *, dtype: str = FALLBACK_DTYPE, pass_: str = FORWARD,

@@ -20,7 +20,7 @@ from lrnn.scan import auto, methods, scan
 from tests.scan import monoid_for
 from tests.scan.references import CASES, draw
 
-B, T = 2, 9
+B, T = 2, 8  # chunked4 divides T: auto takes only chunk sizes that do
 TOL = dict(rtol=1e-8, atol=1e-10)
 SIZES = [(t, n) for t in (4, 64, 4096) for n in (4, 64, 4096)]
 
@@ -139,3 +139,21 @@ def test_chunked_without_a_size_takes_the_fastest_measured_chunk(calls, monkeypa
     with auto.stand_in({"diagonal": _points(seconds, auto.FORWARD)}):
         chex.assert_trees_all_close(scan(monoid, leaves, method="chunked")[0], case.reference(leaves)[0], **TOL)
     assert seen == [3]
+
+
+@pytest.mark.parametrize("length,expected", [(9, ("chunked", 3)), (10, ("chunked", 2)), (11, ("sequential", None))])
+def test_auto_takes_only_chunk_sizes_that_divide_the_length(calls, monkeypatch, length, expected):
+    """A chunk size that does not divide T pads the elements, a cost the measurements (taken at
+    multiples of the chunk) do not show: auto passes over it."""
+    seen = []
+    inner = methods.get_method("chunked")
+    monkeypatch.setitem(methods._REGISTRY, "chunked",
+                        lambda *a, chunk_size, **k: seen.append(chunk_size) or inner(*a, chunk_size=chunk_size, **k))
+    leaves = tuple(jnp.asarray(x) for x in draw(CASES["diagonal"], (B, length), seed=3, initial=False,
+                                                 resets=False)[0])
+    seconds = {"sequential": 3.0, "chunked3": 1.0, "chunked2": 2.0}
+    with auto.stand_in({"diagonal": _points(seconds, auto.FORWARD)}):
+        states = scan(monoid_for(CASES["diagonal"]), leaves)[0]
+    chex.assert_trees_all_close(states, CASES["diagonal"].reference(leaves)[0], **TOL)
+    method, chunk = expected
+    assert calls[0][0] == method and seen == ([chunk] if chunk else [])
