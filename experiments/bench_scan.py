@@ -507,6 +507,8 @@ def report(results: dict) -> str:
     s = results["settings"]
     parts = [f"{benchlib.run_line(results)} {s['rounds']} interleaved rounds (fit grid), "
              f"{s['validation_rounds']} (validation); grid `{s['grid']}`."]
+    if s.get("grid_from"):
+        parts.append(f"The grid's measurements are read from `{s['grid_from']}`, measured by: {s['grid_command']}.")
     records = results["grid"]
     for family in dict.fromkeys(r["family"] for r in records):
         for dtype, pass_ in dict.fromkeys((r["dtype"], r["pass"]) for r in records if r["family"] == family):
@@ -577,11 +579,12 @@ def main(argv=None) -> dict:
                             max_calls=5 if quick else 40, max_call_seconds=args.max_call_seconds)
     out, markdown = benchlib.output_paths(args, ROOT, "bench_scan")
 
-    records = []
+    records, grid_command = [], None
     if args.grid_from:
         earlier = json.loads(args.grid_from.read_text())
         records = [r for r in earlier["grid"] if r["family"] in {f.name for f in families}]
         grid, chunks = earlier["settings"]["grid"], tuple(earlier["settings"]["chunks"])
+        grid_command = earlier["command"]
     for family in [] if args.grid_from else families:
         for shape in grid_shapes(grid, (family,)):
             for pass_ in family.passes:
@@ -610,7 +613,8 @@ def main(argv=None) -> dict:
 
     results = {
         **benchlib.run_header("experiments/bench_scan.py", argv, out, ROOT),
-        "settings": {"grid": grid, "chunks": list(chunks), "grid_from": args.grid_from and str(args.grid_from), "families": [f.name for f in families],
+        "settings": {"grid": grid, "chunks": list(chunks), "grid_from": args.grid_from and str(args.grid_from),
+                     "grid_command": grid_command, "families": [f.name for f in families],
                      "max_elements": MAX_ELEMENTS, "quick": quick, "validation_rounds": check.rounds,
                      **dataclasses.asdict(timing)},
         "grid": records,

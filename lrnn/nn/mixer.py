@@ -32,9 +32,10 @@ it unless the module is in eval mode (`module.eval()`); `prefill` and `step` nev
 
 Layout: batch-first throughout, time on axis 1 of every scan. Measured side by side
 (`experiments/bench_scan.py`, "Layout"; CPU, B×T×D from 8×1024×512 to 2×65536×64), the
-diagonal scan through "auto" on time-major (T, B, D) elements takes 0.85–1.16× the batch-first
-time, forward+backward 0.85–1.13×: neither layout wins across sizes, and a time-major model
-would add transposes at its edges, so the mixer hands the engine batch-first elements.
+diagonal scan through "auto" on time-major (T, B, D) elements takes 0.87–1.04× the batch-first
+time forward and 0.91–1.17× forward+backward (0.85–1.25× over three runs): neither layout wins
+across sizes by more than the machine's noise, and a time-major model would add transposes at
+its edges, so the mixer hands the engine batch-first elements.
 
 The cell's params are held as `RecurrentParam` where the cell labels them "recurrent" and as
 `nnx.Param` otherwise (`lrnn.nn.params`). Extra per-call inputs of the cell (HGRN's
