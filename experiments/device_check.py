@@ -95,7 +95,8 @@ QUICK_KERNEL_TESTS = ("tests/pallas_kernels/test_diagonal_scan.py::test_agrees_w
                       "tests/pallas_kernels/test_diagonal_scan.py::test_errors")
 BENCH_ARGS = {"bench_scan": ("--write-auto", "--grid", "coarse", "--validate", "0", "--no-layout", "--rounds", "3"),
               "bench_kernels": ("--write-auto",)}
-QUICK_BENCH_ARGS = {"bench_scan": ("--quick", "--rounds", "1", "--validate", "1", "--no-layout", "--no-memory"),
+QUICK_BENCH_ARGS = {"bench_scan": ("--quick", "--families", "diagonal", "matrix", "--rounds", "1", "--validate", "1",
+                                   "--no-layout", "--no-memory"),
                     "bench_kernels": ("--quick", "--rounds", "1")}
 HEADING = "## Device check (experiments/device_check.py)"
 BEGIN, END = "<!-- device_check: begin -->", "<!-- device_check: end -->"
