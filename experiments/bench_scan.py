@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import math
 import pathlib
@@ -155,7 +156,7 @@ class Shape:
         states = (self.batch, self.length) + self.dims
         return leaves, jax.random.normal(cotangent_key, states).astype(self.dtype)
 
-    @property
+    @functools.cached_property
     def lanes(self) -> int:
         shapes = jax.eval_shape(lambda: self.family.leaves(self.batch, self.length, self.dims, jnp.float32,
                                                            jax.random.PRNGKey(0)))

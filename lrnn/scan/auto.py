@@ -14,9 +14,10 @@ The passes are what runs: "forward"; "backward", the diagonal scan's reverse-sca
 autodiff through one method, for the other monoids. `cost_model.fit_candidates` models every
 candidate's log time in (log T, log L) (one reference absolutely, the others as ratios to it),
 so a shape between or beyond the measured ones is predicted rather than matched to its
-nearest row, and `choose` takes the candidate predicted fastest among those the caller can run. A dtype with no measurements uses float32's, a pass with none the
-forward's; a backend or family with none falls back to "sequential" on CPU and "associative"
-elsewhere, the only choices not taken from a measurement.
+nearest row, and `choose` takes the candidate predicted fastest among those the caller can
+run. A dtype with no measurements uses float32's, a pass with none the forward's; a backend or
+family with none falls back to "sequential" on CPU and "associative" elsewhere, the only
+choices not taken from a measurement.
 
 Writers: `experiments/bench_scan.py`, `bench_kernels.py` and `bench_cells.py` with
 `--write-auto`, through `replace_families` / `merge_points`.
@@ -39,7 +40,6 @@ from lrnn.scan import cost_model
 TABLE = pathlib.Path(__file__).with_name("auto_methods.json")
 DEFAULT_CHUNK_SIZE = 64
 FORWARD, BACKWARD, TRAIN = "forward", "backward", "forward+backward"
-PASSES = (FORWARD, BACKWARD, TRAIN)
 FALLBACK_DTYPE = "float32"
 _UNMEASURED = {"cpu": "sequential"}
 _CANDIDATE = re.compile(r"([a-z_]+?)_?(\d*)")

@@ -61,12 +61,10 @@ class Fit:
     loo_rms: float  # leave-one-out residual, root mean square, in log2 seconds
     loo_max: float  # the largest leave-one-out residual, in log2 seconds
 
-    def features(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        return _features(x, y, self.knots_t, self.knots_lanes, self.knots_size)
-
     def log2_seconds(self, length: float, lanes: float) -> float:
         x, y = np.array([math.log2(length)]), np.array([math.log2(max(lanes, 1))])
-        return float(self.features(x, y)[0] @ np.array(self.coef))
+        features = _features(x, y, self.knots_t, self.knots_lanes, self.knots_size)
+        return float(features[0] @ np.array(self.coef))
 
     def seconds(self, length: float, lanes: float) -> float:
         return 2.0 ** self.log2_seconds(length, lanes)

@@ -128,8 +128,8 @@ class _Plan:
     """What runs: the forward (method, chunk size), and the one the gradient runs through — the
     reverse scan of the diagonal VJP, or for other monoids the method JAX differentiates."""
 
-    forward: tuple[str, int]
-    gradient: tuple[str, int]
+    forward: tuple[str, int | None]
+    gradient: tuple[str, int | None]
     reverse_scan_vjp: bool
 
     @classmethod
@@ -137,7 +137,9 @@ class _Plan:
         family, key = monoid.family, auto.dtype_key(dtype)
         diagonal = isinstance(monoid, DiagonalMonoid)
         if method != "auto":
-            spec = (method, chunk_size or auto.chunk_size_for(family, length, lanes, dtype=key))
+            if chunk_size is None and method == "chunked":  # the only method a chunk size steers
+                chunk_size = auto.chunk_size_for(family, length, lanes, dtype=key)
+            spec = (method, chunk_size)
             return cls(spec, spec, uses_reverse_scan_vjp(method))
 
         def usable(candidate, chunk):
