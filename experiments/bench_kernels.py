@@ -232,7 +232,13 @@ def chunk_records(shape: dict, lengths, timing: benchlib.Timing) -> list[dict]:
                 if pass_ == TRAIN:
                     fns = {name: train_step(fn, len(arrays)) for name, fn in fns.items()}
                     args = arrays + (cotangent,)
-                compiled = {name: benchlib.compile_timed(fn, *args) for name, fn in fns.items()}
+                compiled, failed = {}, {}
+                for name, fn in fns.items():
+                    try:
+                        compiled[name] = benchlib.compile_timed(fn, *args)
+                    except Exception as error:  # noqa: BLE001 - e.g. a kernel over the shared-memory limit
+                        failed[name] = compile_failure(error)
+                        benchlib.progress(f"{name} does not compile: {failed[name]}")
                 runs = {name: (lambda c=c: c(*args)) for name, (c, _) in compiled.items()}
                 peer = fla_runner(op, arrays, pass_)
                 if callable(peer):
@@ -243,8 +249,14 @@ def chunk_records(shape: dict, lengths, timing: benchlib.Timing) -> list[dict]:
                 records.append({"op": op.name, "length": length, "pass": pass_, **shape,
                                 "compile_s": {name: s for name, (_, s) in compiled.items()},
                                 "median_s": benchlib.medians(samples), "rounds_s": samples, "timed_once": once,
-                                "fla": "measured" if callable(peer) else peer})
+                                "fla": "measured" if callable(peer) else peer, "does_not_compile": failed})
     return records
+
+
+def compile_failure(error: Exception) -> str:
+    """The first line of a compile error, e.g. "JaxRuntimeError: RESOURCE_EXHAUSTED: Shared memory ..."."""
+    first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    return f"{type(error).__name__}: {first[:200]}"
 
 
 # --- report ----------------------------------------------------------------------------------
@@ -269,10 +281,11 @@ def chunk_table(records: list[dict]) -> str:
     header = ["op", "T", "pass", "pallas ms", "pure JAX ms", "fla ms", "pallas / pure JAX", "pallas / fla"]
     rows = []
     for r in records:
-        t = r["median_s"]
-        fla = t.get(FLA)
-        rows.append([r["op"], r["length"], r["pass"], _ms(t[KERNEL]), _ms(t[PURE]), _ms(fla) if fla else r["fla"],
-                     f"{t[KERNEL] / t[PURE]:.2f}", f"{t[KERNEL] / fla:.2f}" if fla else "–"])
+        t, failed = r["median_s"], r.get("does_not_compile", {})
+        kernel, pure, fla = t.get(KERNEL), t.get(PURE), t.get(FLA)
+        shown = {name: _ms(t[name]) if name in t else f"does not compile ({failed[name]})" for name in (KERNEL, PURE)}
+        rows.append([r["op"], r["length"], r["pass"], shown[KERNEL], shown[PURE], _ms(fla) if fla else r["fla"],
+                     f"{kernel / pure:.2f}" if kernel and pure else "–", f"{kernel / fla:.2f}" if kernel and fla else "–"])
     return benchlib.markdown_table(header, rows)
 
 
@@ -306,9 +319,9 @@ def auto_points(results: dict) -> dict[str, list[dict]]:
     rows: dict[str, list[dict]] = {}
     for r in results["chunk"]:
         if r["op"] != "gated_delta_rule":  # gated shares delta_rule's points
-            t = r["median_s"]
+            seconds = {name: r["median_s"][name] for name in (KERNEL, PURE) if name in r["median_s"]}
             rows.setdefault(r["op"], []).append({"length": r["length"], "lanes": lanes, "dtype": "bfloat16",
-                                                 "pass": r["pass"], "seconds": {KERNEL: t[KERNEL], PURE: t[PURE]}})
+                                                 "pass": r["pass"], "seconds": seconds})
     for r in results["diagonal"]:
         if r["pass"] == FORWARD:
             batch, length, width = r["shape"]

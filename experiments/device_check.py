@@ -1,23 +1,23 @@
 """The first thing to run on any lent GPU or TPU: the Pallas kernels' tests compiled, the benchmarks
-that need the device and the auto table for its backend, in one command of under 8 minutes, with
+that need the device and the auto table for its backend, in one command of under 9 minutes, with
 everything measured in one results file and one BENCHMARKS.md section. Commit what it wrote.
 
     python experiments/device_check.py                         # on a GPU/TPU, from the repository root
     python experiments/device_check.py --budget bench_scan=300  # a step's time limit in seconds
     python experiments/device_check.py --quick --out /tmp/dc    # smoke test at tiny sizes (CPU too)
 
-Steps, in order, each a subprocess with its own time budget (seconds, the defaults add up to 470):
+Steps, in order, each a subprocess with its own time budget (seconds, the defaults add up to 510):
 a step that fails is reported and the next one runs; one that runs past its budget is stopped
 (its process group: it and anything it started) and reported "timed out".
 
   environment    (30)  jax, jaxlib and any jax plugin, the backend, device kind and count, and
                        torch / triton / fla versions, or "not importable" and why.
-  kernel_tests  (120)  LRNN_PALLAS_INTERPRET=0 python -m pytest tests/pallas_kernels (-n 4 with
+  kernel_tests  (100)  LRNN_PALLAS_INTERPRET=0 python -m pytest tests/pallas_kernels (-n 4 with
                        pytest-xdist): the kernel tests with compiled kernels.
                        tests/pallas_kernels/conftest.py skips, giving the reason, the tests of the
                        variant this backend cannot compile (on a GPU: the "tpu" variant's).
                        Recorded: pytest's counts, skip reasons and failed tests.
-  bench_scan    (150)  python experiments/bench_scan.py --write-auto --grid coarse --validate 0
+  bench_scan    (210)  python experiments/bench_scan.py --write-auto --grid coarse --validate 0
                        --no-layout --rounds 3: the engine's methods on this backend over the
                        coarse grid (T, L ∈ 256, 4096, 65536; sequential, associative, chunked64),
                        each family's points written to lrnn/scan/auto_methods.json as soon as it
@@ -88,7 +88,7 @@ if __package__ in (None, ""):  # run as a file: make the repository root importa
 from experiments import benchlib  # noqa: E402  (imports jax; the backend starts only in the steps)
 
 PASSED, FAILED, TIMED_OUT, NOT_RUN = "passed", "failed", "timed out", "not run"
-BUDGETS = {"environment": 30, "kernel_tests": 120, "bench_scan": 150, "bench_kernels": 170}
+BUDGETS = {"environment": 30, "kernel_tests": 100, "bench_scan": 210, "bench_kernels": 170}
 QUICK_BUDGETS = {"environment": 60, "kernel_tests": 180, "bench_scan": 300, "bench_kernels": 300}
 KERNEL_TESTS = ("tests/pallas_kernels",)
 QUICK_KERNEL_TESTS = ("tests/pallas_kernels/test_diagonal_scan.py::test_agrees_with_the_engines_sequential_method",

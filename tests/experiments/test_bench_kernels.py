@@ -65,3 +65,21 @@ def test_write_auto_records_the_timings_and_keeps_other_points(tmp_path, monkeyp
         assert auto.choose("diagonal", 8192, 8 * 4096)[0] == "pallas"
     finally:
         auto._table.cache_clear()
+
+
+def test_a_kernel_that_does_not_compile_is_reported_and_never_recorded_for_auto():
+    """A kernel over the device's limits (seen on an H200: decay_attention at K = V = 128 asked for
+    482 KB of shared memory) leaves its row in the table, saying why, and no "pallas" point."""
+    results = _results(kernel_s=1.0, pure_s=2.0, fla_s=1.5)
+    reason = bench_kernels.compile_failure(RuntimeError("RESOURCE_EXHAUSTED: Shared memory size limit exceeded\nmore"))
+    assert reason == "RuntimeError: RESOURCE_EXHAUSTED: Shared memory size limit exceeded"
+    for record in results["chunk"]:
+        if record["op"] == "decay_attention":
+            del record["median_s"][bench_kernels.KERNEL]
+            record["does_not_compile"] = {bench_kernels.KERNEL: reason}
+    table = bench_kernels.chunk_table(results["chunk"])
+    assert f"| decay_attention | 2048 | forward | does not compile ({reason}) | 2e+03 | 1.5e+03 | – | – |" in table
+    assert "| delta_rule | 2048 | forward | 1e+03 | 2e+03 | 1.5e+03 | 0.50 | 0.67 |" in table
+    points = bench_kernels.auto_points(results)
+    assert all(p["seconds"] == {"pure_jax": 2.0} for p in points["decay_attention"])
+    assert all(p["seconds"] == {"pallas": 1.0, "pure_jax": 2.0} for p in points["delta_rule"])

@@ -50,6 +50,11 @@ if compiled_mode():
     # Test processes (pytest -n) share one device: each takes GPU memory as it needs it instead of
     # the 75% JAX preallocates by default. Set before any test starts the backend.
     os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+    # XLA computes float32 dots on a GPU in TF32 by default (10-bit mantissa: ~3e-4 relative, seen
+    # on an H200 as 2e-4 to 5e-3 against the float64 loops), while the kernels always multiply in
+    # full float32 (pallas_kernels/matmul.py). The references these tests hold the kernels to, the
+    # pure-JAX chunkwise forms and the cells' projections, are therefore run at full float32 too.
+    jax.config.update("jax_default_matmul_precision", "highest")
 
 
 def compiled_skip_reason(variant: str | None, native: str) -> str | None:
