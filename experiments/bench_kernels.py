@@ -45,7 +45,7 @@ import dataclasses
 import os
 import pathlib
 import sys
-from typing import Callable
+from typing import Callable, Iterator
 
 os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 
@@ -218,8 +218,9 @@ def diagonal_records(shape, bandwidth: float, timing: benchlib.Timing) -> list[d
     return records
 
 
-def chunk_records(shape: dict, lengths, timing: benchlib.Timing) -> list[dict]:
-    records = []
+def chunk_records(shape: dict, lengths, timing: benchlib.Timing) -> Iterator[dict]:
+    """One record per op, length and pass, as each is measured."""
+    seed = 0
     for op in CHUNK_OPS:
         for length in lengths:
             arrays = op.inputs(jax.random.PRNGKey(length), shape["batch"], shape["heads"], length, shape["key"],
@@ -245,12 +246,12 @@ def chunk_records(shape: dict, lengths, timing: benchlib.Timing) -> list[dict]:
                     runs[FLA] = peer
                 samples, once = benchlib.interleaved(runs, timing.rounds, min_seconds=timing.min_seconds,
                                                      max_calls=timing.max_calls,
-                                                     max_call_seconds=timing.max_call_seconds, seed=len(records))
-                records.append({"op": op.name, "length": length, "pass": pass_, **shape,
-                                "compile_s": {name: s for name, (_, s) in compiled.items()},
-                                "median_s": benchlib.medians(samples), "rounds_s": samples, "timed_once": once,
-                                "fla": "measured" if callable(peer) else peer, "does_not_compile": failed})
-    return records
+                                                     max_call_seconds=timing.max_call_seconds, seed=seed)
+                seed += 1
+                yield {"op": op.name, "length": length, "pass": pass_, **shape,
+                       "compile_s": {name: s for name, (_, s) in compiled.items()},
+                       "median_s": benchlib.medians(samples), "rounds_s": samples, "timed_once": once,
+                       "fla": "measured" if callable(peer) else peer, "does_not_compile": failed}
 
 
 def compile_failure(error: Exception) -> str:
@@ -292,7 +293,9 @@ def chunk_table(records: list[dict]) -> str:
 def report(results: dict) -> str:
     copy = results["copy"]
     parts = [
-        benchlib.run_line(results) + f" Device: {results['environment']['devices'][0]}.",
+        benchlib.run_line(results) + f" Device: {results['environment']['devices'][0]}."
+        + (f" **Unfinished run** (written as it went, then stopped): {results['unfinished']}."
+           if results.get("unfinished") else ""),
         f"Copy bandwidth: {copy['bytes_per_s'] / 1e9:.0f} GB/s ({copy['elements']} float32 each way, median "
         f"{_ms(copy['median_s'])} ms).",
         "### Diagonal scan, (B, T, D) = " + " × ".join(map(str, results["diagonal"][0]["shape"])),
@@ -351,18 +354,28 @@ def main(argv=None) -> dict:
     timing = benchlib.Timing(rounds=args.rounds or (2 if quick else 7), min_seconds=0.001 if quick else 0.05,
                              max_calls=2 if quick else 20, max_call_seconds=args.max_call_seconds)
     out, markdown = benchlib.output_paths(args, ROOT, "bench_kernels")
-    copy = copy_bandwidth(QUICK_COPY_ELEMENTS if quick else COPY_ELEMENTS, timing)
     chunk_shape = QUICK_CHUNK_SHAPE if quick else CHUNK_SHAPE
     results = {
         **benchlib.run_header("experiments/bench_kernels.py", argv, out, ROOT),
         "settings": {"quick": quick, **dataclasses.asdict(timing)},
-        "copy": copy,
-        "diagonal": diagonal_records(QUICK_DIAGONAL_SHAPE if quick else DIAGONAL_SHAPE, copy["bytes_per_s"], timing),
-        "chunk_shape": chunk_shape,
-        "chunk": chunk_records(chunk_shape, QUICK_LENGTHS if quick else LENGTHS, timing),
+        "copy": copy_bandwidth(QUICK_COPY_ELEMENTS if quick else COPY_ELEMENTS, timing),
+        "diagonal": [], "chunk_shape": chunk_shape, "chunk": [], "unfinished": "measuring the diagonal scan",
     }
-    text = report(results)
-    benchlib.publish(results, text, out, markdown, SECTION)
+
+    def publish(unfinished: str | None) -> None:
+        """Write what is measured so far: a run stopped at a time limit keeps its tables."""
+        results["unfinished"] = unfinished
+        benchlib.publish(results, report(results), out, markdown, SECTION)
+
+    results["diagonal"] = diagonal_records(QUICK_DIAGONAL_SHAPE if quick else DIAGONAL_SHAPE,
+                                           results["copy"]["bytes_per_s"], timing)
+    lengths = QUICK_LENGTHS if quick else LENGTHS
+    publish("measured the diagonal scan, not yet the chunk kernels")
+    for record in chunk_records(chunk_shape, lengths, timing):
+        results["chunk"].append(record)
+        publish(f"measured {len(results['chunk'])} of the chunk kernels' {len(CHUNK_OPS) * len(lengths) * len(PASSES)} "
+                "rows")
+    publish(None)
     if args.write_auto and not quick:
         auto.merge_points(auto_points(results))  # bench_scan.py --write-auto replaces whole families: run it first
     return results

@@ -508,6 +508,8 @@ def report(results: dict) -> str:
     s = results["settings"]
     parts = [f"{benchlib.run_line(results)} {s['rounds']} interleaved rounds (fit grid), "
              f"{s['validation_rounds']} (validation); grid `{s['grid']}`."]
+    if results.get("unfinished"):
+        parts.append(f"**Unfinished run** (written as it went, then stopped): {results['unfinished']}.")
     if s.get("grid_from"):
         parts.append(f"The grid's measurements are read from `{s['grid_from']}`, measured by: {s['grid_command']}.")
     records = results["grid"]
@@ -580,12 +582,28 @@ def main(argv=None) -> dict:
                             max_calls=5 if quick else 40, max_call_seconds=args.max_call_seconds)
     out, markdown = benchlib.output_paths(args, ROOT, "bench_scan")
 
-    records, grid_command = [], None
+    records, grid_command, validation, layout = [], None, [], []
     if args.grid_from:
         earlier = json.loads(args.grid_from.read_text())
         records = [r for r in earlier["grid"] if r["family"] in {f.name for f in families}]
         grid, chunks = earlier["settings"]["grid"], tuple(earlier["settings"]["chunks"])
         grid_command = earlier["command"]
+    results = {
+        **benchlib.run_header("experiments/bench_scan.py", argv, out, ROOT),
+        "settings": {"grid": grid, "chunks": list(chunks), "grid_from": args.grid_from and str(args.grid_from),
+                     "grid_command": grid_command, "families": [f.name for f in families],
+                     "max_elements": MAX_ELEMENTS, "quick": quick, "validation_rounds": check.rounds,
+                     **dataclasses.asdict(timing)},
+        "grid": records, "fits": [], "held_out": None, "validation": validation, "verdict": [], "layout": layout,
+        "memory": None, "auto_table_written": bool(args.write_auto), "unfinished": None,
+    }
+
+    def publish(unfinished: str | None) -> None:
+        """Write what is measured so far: a run stopped at a time limit keeps its tables."""
+        results.update(fits=fit_summary(auto_points(records)), verdict=verdict(validation) if validation else [],
+                       unfinished=unfinished)
+        benchlib.publish(results, report(results), out, markdown, SECTION)
+
     for family in [] if args.grid_from else families:
         for shape in grid_shapes(grid, (family,)):
             for pass_ in family.passes:
@@ -593,11 +611,11 @@ def main(argv=None) -> dict:
                 records.append(measure_point(shape, pass_, chunks, timing, seed=len(records)))
         if args.write_auto:  # family by family: a run stopped early keeps what it finished
             auto.replace_families({family.name: auto_points(records)[family.name]})
+        publish(f"measured the grid of {', '.join(dict.fromkeys(r['family'] for r in records))} so far")
     points = auto_points(records)
     if args.write_auto and args.grid_from:
         auto.replace_families(points)
 
-    validation, layout = [], []
     count = 2 if quick and args.validate is None else (VALIDATION_SHAPES if args.validate is None else args.validate)
     with auto.stand_in(points):
         shapes = [s for s in validation_shapes(count) if s.family in families][: count + len(ISSUE_SHAPES)]
@@ -606,28 +624,16 @@ def main(argv=None) -> dict:
         for i, shape in enumerate(shapes if count else []):
             benchlib.progress(f"validate {shape.family.name} {shape.dtype} T={shape.length} {shape.describe()}")
             validation.append(validate(shape, chunks, check, seed=10_000 + i))
+        if validation:
+            publish("validated, before the layout, memory and held-out choices")
         if not args.no_layout and FAMILY["diagonal"] in families:
             for i, shape in enumerate(LAYOUT_SHAPES[:1] if quick else LAYOUT_SHAPES):
                 benchlib.progress(f"layout {shape}")
                 layout.append(measure_layout((1, 256, 64) if quick else shape, check, seed=20_000 + i))
-    memory = None if args.no_memory else measure_memory(*((256, 4096) if quick else (MEMORY_LENGTH, MAX_ELEMENTS // 2)))
-
-    results = {
-        **benchlib.run_header("experiments/bench_scan.py", argv, out, ROOT),
-        "settings": {"grid": grid, "chunks": list(chunks), "grid_from": args.grid_from and str(args.grid_from),
-                     "grid_command": grid_command, "families": [f.name for f in families],
-                     "max_elements": MAX_ELEMENTS, "quick": quick, "validation_rounds": check.rounds,
-                     **dataclasses.asdict(timing)},
-        "grid": records,
-        "fits": fit_summary(points),
-        "held_out": held_out_choices(records) if len(records) > 2 else None,
-        "validation": validation,
-        "verdict": verdict(validation) if validation else [],
-        "layout": layout,
-        "memory": memory,
-        "auto_table_written": bool(args.write_auto),
-    }
-    benchlib.publish(results, report(results), out, markdown, SECTION)
+    results["memory"] = None if args.no_memory else measure_memory(
+        *((256, 4096) if quick else (MEMORY_LENGTH, MAX_ELEMENTS // 2)))
+    results["held_out"] = held_out_choices(records) if len(records) > 2 else None
+    publish(None)
     return results
 
 

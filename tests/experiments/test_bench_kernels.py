@@ -83,3 +83,24 @@ def test_a_kernel_that_does_not_compile_is_reported_and_never_recorded_for_auto(
     points = bench_kernels.auto_points(results)
     assert all(p["seconds"] == {"pure_jax": 2.0} for p in points["decay_attention"])
     assert all(p["seconds"] == {"pallas": 1.0, "pure_jax": 2.0} for p in points["delta_rule"])
+
+
+def test_a_run_stopped_midway_keeps_its_tables(tmp_path, monkeypatch):
+    """device_check stops a step at its budget (the first H200 run lost every table that way):
+    the rows measured before the stop are on disk, marked unfinished."""
+    out, markdown = tmp_path / "bench_kernels.json", tmp_path / "BENCHMARKS.md"
+    peers = []
+
+    def stop_at_the_second_row(op, arrays, pass_):
+        peers.append(op.name)
+        if len(peers) == 2:
+            raise KeyboardInterrupt("the step's budget ran out")
+        return "not available (test)"
+    monkeypatch.setattr(bench_kernels, "fla_runner", stop_at_the_second_row)
+    with pytest.raises(KeyboardInterrupt):
+        bench_kernels.main(["--quick", "--rounds", "1", "--out", str(out), "--markdown", str(markdown)])
+    written = json.loads(out.read_text())
+    assert len(written["chunk"]) == 1 and written["diagonal"]
+    assert written["unfinished"] == "measured 1 of the chunk kernels' 6 rows"
+    text = markdown.read_text()
+    assert "**Unfinished run**" in text and "| decay_attention | 64 | forward |" in text

@@ -64,6 +64,23 @@ def test_quick_run_fits_validates_and_keeps_the_table(tmp_path):
     assert len(results["verdict"]) == 2 and results["layout"]
 
 
+def test_a_run_stopped_after_the_grid_keeps_its_tables(tmp_path, monkeypatch):
+    """device_check stops a step at its budget; what the step measured before that is on disk."""
+    out, markdown = tmp_path / "bench_scan.json", tmp_path / "BENCHMARKS.md"
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt("the step's budget ran out")
+    monkeypatch.setattr(bench_scan, "validate", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        bench_scan.main(["--quick", "--families", "diagonal", "--validate", "1", "--no-memory", "--no-layout",
+                         "--out", str(out), "--markdown", str(markdown)])
+    written = json.loads(out.read_text())
+    assert {r["family"] for r in written["grid"]} == {"diagonal"} and written["fits"]
+    assert written["unfinished"] == "measured the grid of diagonal so far"
+    text = markdown.read_text()
+    assert "**Unfinished run**" in text and "### Grid: diagonal, float32, forward" in text
+
+
 def test_write_auto_refuses_quick(capsys):
     with pytest.raises(SystemExit):
         bench_scan.parse(["--quick", "--write-auto"])
