@@ -69,9 +69,29 @@ def test_quick_start_main_job_is_the_parity_comparison():
 
 
 def test_readme_kernels_example_runs_and_its_shapes_hold():
-    namespace = _run_example(4)
+    namespace = _run_example(5)
     assert namespace["states"].dtype == namespace["jnp"].bfloat16
     chex.assert_shape((namespace["states"], namespace["grads"]), (2, 64, 8))
     chex.assert_shape(namespace["final"], (2, 8))
     chex.assert_shape(namespace["y"], (2, 40, 16))
     chex.assert_shape(namespace["S"], (2, 2, 8, 8))
+
+
+def test_readme_own_task_example_trains_through_the_cli(tmp_path):
+    """The README's task file, saved as it says, and its train.py command (fewer steps here)."""
+    import json
+    import shlex
+    import subprocess
+    import sys
+
+    (tmp_path / "my_tasks.py").write_text(re.findall(r"```python\n(.*?)```", README, re.S)[4])
+    command = next(line for line in README.splitlines() if "task.module=my_tasks.py" in line and "train.py" in line)
+    argv = shlex.split(command)
+    assert argv[:2] == ["python", "experiments/train.py"]
+    argv = [sys.executable, str(ROOT / "experiments" / "train.py"), *argv[2:], "train.steps=20",
+            "optim.warmup_steps=5", "train.progress=false", f"train.out_dir={tmp_path / 'run'}"]
+    done = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "first_equals_last: trained on lengths ≤ 16" in done.stdout
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert [row["length"] for row in results["rows"]] == [16, 64]

@@ -8,13 +8,16 @@ each module's docstring for its definition.
 
 Synthetic: parity, modular_arithmetic, group_word, mqar, selective_copy, induction_heads,
 listops. Shipped data: digits (scikit-learn), char_lm (a local file). TensorFlow-Datasets
-(lrnn[data]): smnist, scifar, imdb_bytes.
+(lrnn[data]): smnist, scifar, imdb_bytes, and any labelled data set as tfds. One's own arrays
+on disk (.npy / .npz): arrays.
+
+A task of one's own: a `Task` subclass decorated with `register_task`, in a module that
+`load_task_module` (the training config's `task.module`) imports; see `registry`.
 """
 
 from __future__ import annotations
 
-import dataclasses
-
+from experiments.tasks.arrays import ArrayData, save_arrays
 from experiments.tasks.base import Batch, Task
 from experiments.tasks.char_lm import CharLM
 from experiments.tasks.digits import SequentialDigits
@@ -24,35 +27,13 @@ from experiments.tasks.listops import ListOps
 from experiments.tasks.modular_arithmetic import ModularArithmetic
 from experiments.tasks.mqar import MQAR
 from experiments.tasks.parity import Parity
+from experiments.tasks.registry import TASKS, load_task_module, make_task, register_task, task_options
 from experiments.tasks.selective_copy import SelectiveCopy
-from experiments.tasks.tfds_loaders import IMDBBytes, SequentialCIFAR, SequentialMNIST
+from experiments.tasks.tfds_loaders import IMDBBytes, SequentialCIFAR, SequentialMNIST, TFDSDataset
 
-TASKS: dict[str, type[Task]] = {task.name: task for task in (
+for _builtin in (
     Parity, ModularArithmetic, GroupWord, MQAR, SelectiveCopy, InductionHeads, ListOps,
-    SequentialDigits, CharLM, SequentialMNIST, SequentialCIFAR, IMDBBytes)}
+    SequentialDigits, CharLM, SequentialMNIST, SequentialCIFAR, IMDBBytes, TFDSDataset, ArrayData):
+    register_task(_builtin)
 
-
-def task_options(name: str) -> dict[str, dataclasses.Field]:
-    """The options a task takes, by name (its dataclass fields that `__init__` accepts)."""
-    return {f.name: f for f in dataclasses.fields(TASKS[name]) if f.init}
-
-
-def make_task(name: str, **options) -> Task:
-    """The task registered as `name` with `options` (the rest at their defaults)."""
-    if name not in TASKS:
-        raise ValueError(f"unknown task {name!r}; known tasks: {', '.join(TASKS)}")
-    known = task_options(name)
-    unknown = [option for option in options if option not in known]
-    if unknown:
-        listed = ", ".join(known) if known else "none"
-        raise ValueError(f"task {name!r} has no option {', '.join(map(repr, unknown))}; "
-                         f"its options: {listed}")
-    missing = [option for option, field in known.items() if option not in options
-               and field.default is dataclasses.MISSING
-               and field.default_factory is dataclasses.MISSING]
-    if missing:
-        raise ValueError(f"task {name!r} needs option {', '.join(map(repr, missing))}")
-    return TASKS[name](**options)
-
-
-__all__ = ["Batch", "Task", "TASKS", "make_task", "task_options"]
+__all__ = ["Batch", "Task", "TASKS", "load_task_module", "make_task", "register_task", "save_arrays", "task_options"]

@@ -12,6 +12,9 @@ A batch has three arrays, batch-first:
 Determinism: every random draw comes from the generator passed in, so the same seed gives
 the same batch. Generators are pure numpy.
 
+Held-out data: a task with a `split` option ("train" / "test") is evaluated on its "test"
+split (`evaluation_task`); a synthetic task is evaluated on fresh draws of the same generator.
+
 Bad options and impossible lengths raise ValueError naming the task, the option or length,
 what is allowed and what was given, before anything is drawn.
 """
@@ -19,6 +22,7 @@ what is allowed and what was given, before anything is drawn.
 from __future__ import annotations
 
 import dataclasses
+import math
 import numbers
 from typing import ClassVar
 
@@ -111,6 +115,12 @@ class Task:
     def _sample(self, rng: np.random.Generator, batch_size: int, length: int) -> Batch:
         raise NotImplementedError
 
+    def evaluation_task(self) -> "Task":
+        """The task evaluation draws from: the "test" split of a task trained on "train", else itself."""
+        if getattr(self, "split", None) == "train":
+            return dataclasses.replace(self, split="test")
+        return self
+
     def option_error(self, option: str, expected: str, value) -> ValueError:
         return ValueError(f"task {self.name!r}: option {option!r} must be {expected}, "
                           f"got {value!r}")
@@ -148,6 +158,14 @@ def check_choice(task: Task, option: str, choices) -> None:
     value = getattr(task, option)
     if not isinstance(value, str) or value not in choices:
         raise task.option_error(option, f"one of {', '.join(map(repr, choices))}", value)
+
+
+def split_rows(n_rows: int, split: str, split_seed: int, test_fraction: float) -> np.ndarray:
+    """The sorted rows of `split` in a fixed split of `n_rows`: one permutation drawn from
+    `split_seed`, its first ⌈test_fraction · n_rows⌉ rows "test", the rest "train"."""
+    order = np.random.default_rng(split_seed).permutation(n_rows)
+    n_test = math.ceil(test_fraction * n_rows)
+    return np.sort(order[:n_test] if split == "test" else order[n_test:])
 
 
 def set_option(task: Task, option: str, value) -> None:

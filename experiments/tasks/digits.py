@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import math
 
 import numpy as np
 
-from experiments.tasks.base import Batch, Task, check_choice, check_int, check_real
+from experiments.tasks.base import Batch, Task, check_choice, check_int, check_real, split_rows
 
 IMAGE_SIDE = 8
 
@@ -32,11 +31,8 @@ def load_images() -> tuple[np.ndarray, np.ndarray]:
 
 
 @functools.lru_cache(maxsize=None)
-def split_indices(split: str, split_seed: int, test_fraction: float) -> np.ndarray:
-    n = len(load_images()[1])
-    order = np.random.default_rng(split_seed).permutation(n)
-    n_test = math.ceil(test_fraction * n)
-    return np.sort(order[:n_test] if split == "test" else order[n_test:])
+def _split_indices(split: str, split_seed: int, test_fraction: float) -> np.ndarray:
+    return split_rows(len(load_images()[1]), split, split_seed, test_fraction)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,7 +63,7 @@ class SequentialDigits(Task):
 
     def indices(self) -> np.ndarray:
         """Indices (into scikit-learn's order) of this task's split."""
-        return split_indices(self.split, self.split_seed, float(self.test_fraction))
+        return _split_indices(self.split, self.split_seed, float(self.test_fraction))
 
     def _sample(self, rng, batch_size, length):
         images, labels = load_images()

@@ -26,6 +26,7 @@ from lrnn.models import ModelConfig
 class TaskConfig:
     name: str = "parity"
     options: dict = dataclasses.field(default_factory=dict)
+    module: str | None = None         # a Python file's path or a module name that registers tasks (register_task)
     train_length: int = 40            # the longest training sequence
     min_train_length: int | None = None  # shorter sequences are padded to train_length; None = all at train_length
     eval_lengths: tuple = (40, 64, 128, 256)
@@ -145,8 +146,6 @@ def build(tree: dict[str, dict]) -> RunConfig:
 
 def validate(config: RunConfig) -> None:
     """Checks across fields and against the task, before any array exists."""
-    from experiments.tasks import make_task
-
     task_config, train, optim = config.task, config.train, config.optim
     _check_types(config)
     if set(train.out_dir) & set("[]*?{}"):
@@ -184,14 +183,25 @@ def validate(config: RunConfig) -> None:
         raise ConfigError(
             f"task.eval_lengths start at {shortest_eval}, below the shortest training length "
             f"{low or task_config.train_length}: evaluation is on the training length and longer")
+    if task_config.module is not None and not isinstance(task_config.module, str):
+        raise ConfigError(f"task.module must be a Python file's path or a module name, got {task_config.module!r}")
     try:
-        task = make_task(task_config.name, **task_config.options)
+        task = make_configured_task(task_config)
         for length in {task_config.train_length, low or task_config.train_length, *task_config.eval_lengths}:
             task.check_length(length)
     except (TypeError, ValueError) as error:
         raise ConfigError(f"[task]: {error}") from None
     if config.model.bidirectional and task.kind != "classify":
         raise ConfigError(f"model.bidirectional needs a classification task; task {task.name!r} is {task.kind!r}")
+
+
+def make_configured_task(task_config: TaskConfig):
+    """The task `task_config` names, after importing `task.module` (which registers it) if set."""
+    from experiments.tasks import load_task_module, make_task
+
+    if task_config.module is not None:
+        load_task_module(task_config.module)
+    return make_task(task_config.name, **task_config.options)
 
 
 # Fields whose value must be an int (not a float or a string), before any range check reads them.

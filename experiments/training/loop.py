@@ -40,9 +40,8 @@ import optax
 from flax import nnx
 from jax.experimental import multihost_utils
 
-from experiments.tasks import make_task
 from experiments.training import checkpoint, data, evaluate, objective, parallel
-from experiments.training.config import ConfigError, RunConfig, as_dict
+from experiments.training.config import ConfigError, RunConfig, as_dict, make_configured_task
 from experiments.training.metrics import MetricsLog
 from experiments.training.optimizer import make_optimizer, param_labels
 from lrnn.models import build_model
@@ -116,7 +115,8 @@ class Trainer:
 
     def __init__(self, config: RunConfig, *, devices=None):
         self.config = config
-        self.task = make_task(config.task.name, **config.task.options)
+        self.task = make_configured_task(config.task)
+        self.evaluation_task = self.task.evaluation_task()
         self.mesh = parallel.data_mesh(devices)
         try:
             parallel.check_batch_size(config.train.batch_size, self.mesh)
@@ -174,7 +174,7 @@ class Trainer:
         task_config, size = self.config.task, self.config.train.batch_size
         totals = None
         for index in range(task_config.eval_batches):
-            host = data.evaluation_batch(self.task, task_config.eval_seed, length, index, size)
+            host = data.evaluation_batch(self.evaluation_task, task_config.eval_seed, length, index, size)
             sums = jax.device_get(self.eval_step(state, self.batch(host)))
             totals = sums if totals is None else jax.tree.map(np.add, totals, sums)
         return objective.summarise(totals)

@@ -19,7 +19,8 @@ OFFLINE = {
     "digits": ({"split": "test"}, 64, 32, "exactly 64"),
     "char_lm": ({}, 12, 100, "from 1 to 59"),
 }
-TFDS = ("smnist", "scifar", "imdb_bytes")
+TFDS = ("smnist", "scifar", "imdb_bytes", "tfds")
+USER_DATA = ("arrays",)  # tests/experiments/tasks/test_arrays.py
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +39,7 @@ def offline_task(name, text_file):
 
 
 def test_registry_holds_every_task_under_its_name():
-    assert set(TASKS) == set(OFFLINE) | set(TFDS)
+    assert set(TASKS) == set(OFFLINE) | set(TFDS) | set(USER_DATA)
     for name, task_class in TASKS.items():
         assert task_class.name == name
         assert task_class.kind in ("classify", "tag", "lm")

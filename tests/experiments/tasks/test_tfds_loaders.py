@@ -67,3 +67,35 @@ def test_missing_tensorflow_datasets_says_what_to_install(monkeypatch):
     task = make_task("smnist")
     with pytest.raises(ImportError, match=r"install lrnn\[data\]"):
         task.batch(np.random.default_rng(0), 1, 784)
+
+
+@pytest.mark.parametrize("dataset, n_features, length", [("fashion_mnist", 1, 784), ("cifar10", 3, 1024)])
+def test_any_image_dataset_through_the_generic_task(mock_data, dataset, n_features, length):
+    task = make_task("tfds", dataset=dataset, split="test")
+    assert (task.n_features, task.fixed_length, task.n_classes, task.vocab_size) == (n_features, length, 10, None)
+    batch = task.batch(np.random.default_rng(0), 4, length)
+    check_batch(task, batch, 4, length)
+    source = tfds.data_source(dataset, split="test")
+    pixels = [np.asarray(source[i]["image"], np.float32).reshape(length, n_features) / 255 for i in range(len(source))]
+    labels = [int(source[i]["label"]) for i in range(len(source))]
+    for row, label in zip(batch.inputs, batch.targets):
+        assert label in {labels[i] for i, image in enumerate(pixels) if np.allclose(row, image)}
+
+
+def test_text_through_the_generic_task_is_bytes_like_imdb_bytes(mock_data):
+    generic = make_task("tfds", dataset="imdb_reviews")
+    assert (generic.vocab_size, generic.n_classes, generic.fixed_length) == (256, 2, None)
+    preset = make_task("imdb_bytes")
+    for got, want in zip(generic.batch(np.random.default_rng(5), 6, 40).__dict__.values(),
+                         preset.batch(np.random.default_rng(5), 6, 40).__dict__.values()):
+        np.testing.assert_array_equal(got, want)
+    assert generic.evaluation_task().split == "test"
+
+
+def test_generic_task_errors_name_the_features(mock_data):
+    with pytest.raises(ValueError, match="option 'dataset' must be a TensorFlow-Datasets name"):
+        make_task("tfds")
+    with pytest.raises(ValueError, match=r"no feature 'pixels'; its features: image, label"):
+        make_task("tfds", dataset="mnist", input_key="pixels").n_features
+    with pytest.raises(ValueError, match=r"no label feature 'class'"):
+        make_task("tfds", dataset="mnist", label_key="class").n_classes
