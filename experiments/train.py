@@ -51,6 +51,9 @@ def main(argv=None) -> int:
     except run_config.ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    if config.train.cpu_threads is not None:
+        from experiments.training import cpu_numerics
+        print(cpu_numerics.pin(config.train.cpu_threads), file=sys.stderr)
     import jax
 
     if args.distributed:

@@ -57,6 +57,10 @@ class TrainConfig:
     out_dir: str = "runs/default"
     progress: bool = True
     check_finite: bool = False        # jax_debug_nans around the training step: slow, names the first non-finite op
+    # CPU runs from experiments/train.py and main.py: this many cores and portable code generation,
+    # so the numbers are the same on any x86-64 machine with as many cores (cpu_numerics.py); none:
+    # every core, fastest, numbers depend on the machine.
+    cpu_threads: int | None = 2
 
 
 # The embedded default run (the main job's model): one DeltaNet layer with eigenvalues in (−1, 1)
@@ -221,6 +225,9 @@ def _check_types(config: RunConfig) -> None:
     for name in _INT_FIELDS:
         if not _is_int(value(name)):
             raise ConfigError(f"{name} must be an int, got {value(name)!r}")
+    threads = config.train.cpu_threads
+    if threads is not None and (not _is_int(threads) or threads < 1):
+        raise ConfigError(f"train.cpu_threads must be a positive int or none, got {threads!r}")
     if config.task.min_train_length is not None and not _is_int(config.task.min_train_length):
         raise ConfigError(f"task.min_train_length must be an int or none, got {config.task.min_train_length!r}")
     for name in _NUMBER_FIELDS:

@@ -280,8 +280,10 @@ def check_same_run(out_dir: pathlib.Path, config: RunConfig) -> None:
     if not saved_path.exists():
         return
     saved, current = json.loads(saved_path.read_text()), json.loads(json.dumps(as_dict(config)))
+    defaults = json.loads(json.dumps(as_dict(RunConfig())))  # a key newer than the saved run: its default
     differ = [f"{section}.{key}" for section in current for key in current[section]
-              if key not in ("steps", "progress", "check_finite") and saved.get(section, {}).get(key) != current[section][key]]
+              if key not in ("steps", "progress", "check_finite", "cpu_threads")
+              and saved.get(section, {}).get(key, defaults[section][key]) != current[section][key]]
     if differ:
         raise ConfigError(f"--resume: the config differs from the saved run in {', '.join(differ)} "
                           f"(saved in {saved_path})")
