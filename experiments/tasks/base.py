@@ -46,6 +46,8 @@ class Task:
 
     def __post_init__(self):
         self._check_options()
+        if self.kind not in KINDS:
+            raise ValueError(f"task {self.name!r}: kind must be one of {', '.join(map(repr, KINDS))}, got {self.kind!r}")
 
     def _check_options(self) -> None:
         """Raise ValueError (via `option_error`) for an option value the task cannot use."""

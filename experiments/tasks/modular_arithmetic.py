@@ -29,6 +29,12 @@ default of Deletang's regular task; their brackets task and Grazzi et al.'s code
 length with brackets but without "-") gets an expression one token shorter and one padding
 token at the end, marked False in `mask`.
 
+`every_prefix` (without brackets only) supervises every prefix that ends in a number: kind
+"tag", the target at position 2j the value of n_0 o_1 … n_j (with precedence, as a whole
+expression), operator and padding positions masked out. The last target is the whole
+expression's value, so evaluation scores what the "classify" form scores; training sees a
+target at every other token (dense supervision, as the parity task has).
+
 Token ids: the number d is id d; then "+", "-", "*", "(", ")", padding: m … m + 5.
 """
 
@@ -49,13 +55,21 @@ class ModularArithmetic(Task):
     modulus: int = 5
     operators: tuple[str, ...] = ("+", "-", "*")
     brackets: bool = False
+    every_prefix: bool = False
 
     name = "modular_arithmetic"
-    kind = "classify"
+
+    @property
+    def kind(self) -> str:
+        return "tag" if self.every_prefix else "classify"
 
     def _check_options(self):
         check_int(self, "modulus", minimum=2)
         check_flag(self, "brackets")
+        check_flag(self, "every_prefix")
+        if self.every_prefix and self.brackets:
+            raise self.option_error("every_prefix", "False with brackets (a bracketed prefix is no expression)",
+                                    self.every_prefix)
         operators = self.operators
         if isinstance(operators, str):
             operators = tuple(operators)
@@ -94,15 +108,22 @@ class ModularArithmetic(Task):
             rows, values = zip(*(self._bracketed(rng, n) for _ in range(batch_size)))
             expressions, labels = np.array(rows, dtype=np.int32), np.array(values, np.int32)
         else:
-            expressions, labels = self._flat(rng, batch_size, n)
+            expressions, prefix_values = self._flat(rng, batch_size, n)
+            labels = prefix_values[:, -1]
         inputs = np.full((batch_size, length), self.pad_id, dtype=np.int32)  # B T
         inputs[:, :n] = expressions
         mask = np.zeros((batch_size, length), dtype=bool)
+        if self.every_prefix:
+            mask[:, :n:2] = True
+            targets = np.zeros((batch_size, length), dtype=np.int32)
+            targets[:, :n:2] = prefix_values
+            return Batch(inputs=inputs, targets=targets, mask=mask)
         mask[:, :n] = True
         return Batch(inputs=inputs, targets=labels, mask=mask)
 
     def _flat(self, rng, batch_size, n):
-        """(B, n) alternating numbers and operators, and their values with precedence."""
+        """(B, n) alternating numbers and operators, and (B, n // 2 + 1) the values with
+        precedence of every prefix ending in a number (the last: the whole expression's)."""
         m = self.modulus
         numbers = rng.integers(0, m, size=(batch_size, n // 2 + 1), dtype=np.int64)
         operator_ids = np.array([self.token_id(op) for op in self.operators], dtype=np.int32)
@@ -112,16 +133,17 @@ class ModularArithmetic(Task):
         # still being multiplied.
         total = np.zeros(batch_size, dtype=np.int64)
         term = numbers[:, 0]
+        values = [term % m]
         for k in range(n // 2):
             following, op = numbers[:, k + 1], ops[:, k]
             total = np.where(op == times, total, (total + term) % m)
             term = np.where(op == times, term * following,
                             np.where(op == plus, following, -following)) % m
-        labels = ((total + term) % m).astype(np.int32)
+            values.append((total + term) % m)
         expressions = np.empty((batch_size, n), dtype=np.int32)
         expressions[:, 0::2] = numbers
         expressions[:, 1::2] = ops
-        return expressions, labels
+        return expressions, np.stack(values, axis=1).astype(np.int32)
 
     def _bracketed(self, rng, n):
         """One bracketed expression of exactly n tokens (ids) and its value mod m."""

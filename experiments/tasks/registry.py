@@ -29,7 +29,8 @@ TASKS: dict[str, type[Task]] = {}
 def register_task(task_class: type[Task]) -> type[Task]:
     """Add `task_class` to the registry under its `name` (usable as a class decorator).
 
-    The class must be a dataclass subclass of `Task` with a `name`, a `kind` in KINDS and its own
+    The class must be a dataclass subclass of `Task` with a `name`, a `kind` in KINDS (or a
+    property giving one, where an option decides) and its own
     `_sample`. A name already taken by another class is refused; the same class registered again
     (its module imported a second time) replaces the earlier one."""
     where = getattr(task_class, "__qualname__", repr(task_class))
@@ -43,7 +44,7 @@ def register_task(task_class: type[Task]) -> type[Task]:
         raise ValueError(f"task {where} needs a class attribute `name`, a Python identifier "
                          f"such as \"my_task\", got {name!r}")
     kind = getattr(task_class, "kind", None)
-    if kind not in KINDS:
+    if not isinstance(kind, property) and kind not in KINDS:  # a property: an option decides, checked per task
         raise ValueError(f"task {name!r} ({where}): `kind` must be one of {', '.join(map(repr, KINDS))}, got {kind!r}")
     if task_class._sample is Task._sample:
         raise TypeError(f"task {name!r} ({where}) must implement _sample(self, rng, batch_size, length) -> Batch")

@@ -88,3 +88,23 @@ def test_vocabulary_and_classes():
 def test_operators_must_be_distinct_and_known(operators):
     with pytest.raises(ValueError, match="option 'operators' must be a non-empty set"):
         make_task("modular_arithmetic", operators=operators)
+
+
+@pytest.mark.parametrize("options, length", [({}, 21), ({"modulus": 7, "operators": "+-"}, 30)])
+def test_every_prefix_targets_each_prefix_value_python_computes(options, length):
+    task = make_task("modular_arithmetic", every_prefix=True, **options)
+    assert task.kind == "tag"
+    batch = task.batch(np.random.default_rng(5), 16, length)
+    check_batch(task, batch, 16, length)
+    n = length if length % 2 else length - 1
+    numbers = np.zeros(length, bool)
+    numbers[:n:2] = True
+    assert (batch.mask == numbers).all()
+    for ids, targets in zip(batch.inputs.tolist(), batch.targets):
+        for end in range(0, n, 2):
+            assert targets[end] == evaluate(as_text(task, ids[:end + 1])) % task.modulus
+    classify = make_task("modular_arithmetic", **options).batch(np.random.default_rng(5), 16, length)
+    np.testing.assert_array_equal(classify.inputs, batch.inputs)
+    np.testing.assert_array_equal(classify.targets, batch.targets[:, n - 1])
+    with pytest.raises(ValueError, match="option 'every_prefix' must be False with brackets"):
+        make_task("modular_arithmetic", every_prefix=True, brackets=True)
