@@ -22,17 +22,12 @@ half an hour on two CPU cores.
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
 import pathlib
-import platform
-import re
-import shlex
 import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-from experiments.training import config as run_config  # noqa: E402
+from experiments import reproduction  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -61,16 +56,6 @@ SIZES = {
 DEFAULT_SEEDS = {"cpu": [0, 1], "paper": [0, 1, 2]}
 
 
-def run_configs(size: str, seeds: list[int], out: pathlib.Path):
-    for task_name, task_overrides in TASKS.items():
-        for model_name, model_overrides in MODELS.items():
-            for seed in seeds:
-                slug = re.sub(r"[^A-Za-z0-9.-]+", "_", f"{task_name}-{model_name}-seed{seed}".replace("−", "minus"))
-                overrides = [*COMMON, *SIZES[size], *task_overrides, *model_overrides, f"train.seed={seed}",
-                             f"train.out_dir={out / slug}", "train.progress=false"]
-                yield task_name, model_name, seed, run_config.load(None, overrides)
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
     parser.add_argument("--size", choices=sorted(SIZES), default="cpu")
@@ -79,38 +64,27 @@ def main(argv=None) -> int:
     parser.add_argument("--results", default=str(ROOT / "RESULTS.md"), help="where the table goes")
     args = parser.parse_args(argv)
     args.seeds = args.seeds or DEFAULT_SEEDS[args.size]
-    configs = list(run_configs(args.size, args.seeds, pathlib.Path(args.out) / args.size))  # all checked first
-
-    from experiments.training.checkpoint import has_run
-    from experiments.training.loop import train
-
-    scores: dict[tuple[str, str], dict[int, float]] = {}
-    seconds = 0.0
-    for task_name, model_name, seed, config in configs:
-        result = train(config, resume=has_run(config.train.out_dir))  # a rerun continues where it stopped
-        seconds += result.seconds
-        scores.setdefault((task_name, model_name), {})[seed] = result.mean_scaled_accuracy
-        print(f"{task_name:30s} {model_name:18s} seed {seed}: scaled accuracy {result.mean_scaled_accuracy:.3f} "
-              f"({result.seconds:.0f} s)", flush=True)
+    runs = reproduction.grid(TASKS, MODELS, args.seeds, [*COMMON, *SIZES[args.size]],
+                             pathlib.Path(args.out) / args.size)  # all checked first
+    scores, seconds = reproduction.run_grid(runs, lambda run, result: result.mean_scaled_accuracy,
+                                            "scaled accuracy")
     table = results_table(scores)
     print("\n" + table)
-    command = "python experiments/reproduce_state_tracking.py " + shlex.join(argv if argv is not None else sys.argv[1:])
-    write_results(pathlib.Path(args.results), table, scores, args, command.strip(), seconds)
+    command = reproduction.command_line("experiments/reproduce_state_tracking.py", argv)
+    write_results(pathlib.Path(args.results), table, scores, args, command, seconds)
     return 0
 
 
 def results_table(scores: dict) -> str:
     """Models as rows, tasks as columns: the best seed's mean scaled accuracy."""
-    lines = ["| model | " + " | ".join(TASKS) + " |", "|---|" + "---:|" * len(TASKS)]
-    for model_name in MODELS:
-        cells = [f"{max(scores[task, model_name].values()):.3f}" for task in TASKS]
-        lines.append(f"| {model_name} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    best = reproduction.best_of_seeds(scores)
+    return reproduction.markdown_table(list(MODELS), list(TASKS),
+                                       lambda model, task: f"{best[task, model]:.3f}")
 
 
 def targets(scores: dict) -> list[str]:
     """The issue's targets for the CPU-sized run, each marked met or missed from the scores."""
-    best = {key: max(values.values()) for key, values in scores.items()}
+    best = reproduction.best_of_seeds(scores)
     checks = []
     for model in ("DeltaNet [−1, 1]", "Mamba [−1, 1]"):
         checks.append((f"parity, {model} ≥ 0.95", best["parity", model] >= 0.95, best["parity", model]))
@@ -123,21 +97,12 @@ def targets(scores: dict) -> list[str]:
 
 
 def write_results(path: pathlib.Path, table: str, scores: dict, args, command: str, seconds: float) -> None:
-    per_seed = ["| task | model | " + " | ".join(f"seed {s}" for s in args.seeds) + " |",
-                "|---|---|" + "---:|" * len(args.seeds)]
-    for (task_name, model_name), values in scores.items():
-        per_seed.append(f"| {task_name} | {model_name} | " + " | ".join(f"{values[s]:.3f}" for s in args.seeds) + " |")
-    text = f"""# Results
-
-## State tracking: Grazzi et al. (ICLR 2025), Table 3 protocol, {args.size}-sized
+    per_seed = reproduction.per_seed_lines(scores, args.seeds, lambda value: f"{value:.3f}")
+    seeds, made_by = ", ".join(map(str, args.seeds)), reproduction.made_by(command, seconds)
+    section = f"""## State tracking: Grazzi et al. (ICLR 2025), Table 3 protocol, {args.size}-sized
 
 Scaled accuracy (1 = perfect, 0 = chance) averaged over the test lengths 40, 64, 128 and 256,
-after training on lengths 3–40; best of seeds {", ".join(map(str, args.seeds))}. Made by
-
-    {command}
-
-on {platform.processor() or platform.machine()} ({platform.system()}), {datetime.date.today()}, in
-{seconds / 60:.0f} minutes of training and evaluation. The model and training settings are
+after training on lengths 3–40; best of seeds {seeds}. {made_by} The model and training settings are
 in `experiments/reproduce_state_tracking.py` (SIZES, COMMON); every run's config, metrics, plot
 and checkpoint are under `{args.out}/{args.size}/`.
 
@@ -162,10 +127,8 @@ Where this run differs from the paper's protocol:
   conv, cell, out-projection; final norm, linear head), not the authors' xLSTM-based stack.
 - CPU size: {", ".join(SIZES["cpu"])}; the paper's: {", ".join(SIZES["paper"])}.
 """
-    path.write_text(text)
-    (path.parent / "experiments" / "results").mkdir(parents=True, exist_ok=True)
-    raw = {f"{task} | {model}": values for (task, model), values in scores.items()}
-    (ROOT / "experiments" / "results" / f"state_tracking_{args.size}.json").write_text(json.dumps(raw, indent=2) + "\n")
+    reproduction.write_section(path, section, key="## State tracking:")
+    reproduction.write_json(ROOT / "experiments" / "results" / f"state_tracking_{args.size}.json", scores)
 
 
 if __name__ == "__main__":

@@ -16,24 +16,12 @@ import dataclasses
 
 import numpy as np
 
-from experiments.tasks.base import Batch, Task
+from experiments.tasks.prefix_answers import BitPrefixTask
 
 
 @dataclasses.dataclass(frozen=True)
-class Parity(Task):
+class Parity(BitPrefixTask):
     name = "parity"
-    kind = "tag"
 
-    @property
-    def vocab_size(self) -> int:
-        return 2
-
-    @property
-    def n_classes(self) -> int:
-        return 2
-
-    def _sample(self, rng, batch_size, length):
-        bits = rng.integers(0, 2, size=(batch_size, length), dtype=np.int32)  # B T
-        prefix_parity = (np.cumsum(bits, axis=1) % 2).astype(np.int32)
-        return Batch(inputs=bits, targets=prefix_parity,
-                     mask=np.ones((batch_size, length), dtype=bool))
+    def prefix_answers(self, bits):
+        return np.cumsum(bits, axis=1) % 2

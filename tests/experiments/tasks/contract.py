@@ -24,3 +24,14 @@ def check_batch(task, batch, batch_size: int, length: int) -> None:
         real = batch.mask.sum(axis=1)
         assert (real >= 1).all()
         np.testing.assert_array_equal(batch.mask, np.arange(length)[None, :] < real[:, None])
+
+
+def check_seeded(task, batch_size: int, length: int) -> None:
+    """The same seed draws the same batch; another seed draws a different one."""
+    first = task.batch(np.random.default_rng(7), batch_size, length)
+    again = task.batch(np.random.default_rng(7), batch_size, length)
+    other = task.batch(np.random.default_rng(8), batch_size, length)
+    for field in ("inputs", "targets", "mask"):
+        np.testing.assert_array_equal(getattr(first, field), getattr(again, field))
+    assert not all(np.array_equal(getattr(first, field), getattr(other, field))
+                   for field in ("inputs", "targets", "mask"))

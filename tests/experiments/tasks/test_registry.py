@@ -11,6 +11,10 @@ from tests.experiments.tasks.contract import check_batch
 OFFLINE = {
     "parity": ({}, 12, 0, "at least 1"),
     "modular_arithmetic": ({"modulus": 7, "brackets": True}, 12, 0, "at least 1"),
+    "even_pairs": ({}, 12, 0, "at least 1"),
+    "cycle_navigation": ({"cycle_length": 7}, 12, 0, "at least 1"),
+    "stack_manipulation": ({}, 13, 2, "at least 3"),
+    "reverse_string": ({"alphabet_size": 3}, 12, 1, "at least 2"),
     "group_word": ({"group": "A5"}, 12, 0, "at least 1"),
     "mqar": ({"n_pairs": 3, "vocab_size": 32}, 16, 8, "at least 3 × n_pairs = 9"),
     "selective_copy": ({"n_tokens": 4, "n_symbols": 5}, 16, 7, "at least 2 × n_tokens = 8"),
