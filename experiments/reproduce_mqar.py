@@ -65,6 +65,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="overrides applied to every run after the size's (e.g. train.steps=20)")
     parser.add_argument("--out", default="runs/mqar")
     parser.add_argument("--results", default=str(ROOT / "RESULTS.md"), help="where the table goes")
+    parser.add_argument("--json", help="where the raw scores go (default experiments/results/mqar_<size>.json)")
     args = parser.parse_args(argv)
     args.seeds = args.seeds or DEFAULT_SEEDS[args.size]
     args.models = args.models or list(MODELS)
@@ -82,7 +83,8 @@ def main(argv=None) -> int:
     print("\n" + table)
     command = reproduction.command_line("experiments/reproduce_mqar.py", argv)
     reproduction.write_section(pathlib.Path(args.results), section(table, scores, args, command, seconds), SECTION_KEY)
-    reproduction.write_json(pathlib.Path(args.out) / args.size / "scores.json", scores)
+    raw = pathlib.Path(args.json) if args.json else ROOT / "experiments" / "results" / f"mqar_{args.size}.json"
+    reproduction.write_json(raw, scores)
     return 0
 
 
