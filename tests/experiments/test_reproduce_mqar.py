@@ -12,8 +12,9 @@ def test_a_toy_run_writes_its_section_with_each_runs_recall_accuracy(tmp_path):
     results = tmp_path / "RESULTS.md"
     results.write_text("# Results\n\n## State tracking: kept as it is\n\ntable\n")
     code = reproduce_mqar.main(["--models", "GLA", "--widths", "8", "16", "--out", str(tmp_path / "runs"),
-                                "--results", str(results), "--json", str(tmp_path / "raw.json"), "--set", "train.steps=2", "optim.warmup_steps=1",
-                                "train.batch_size=2", "task.eval_batches=1"])
+                                "--results", str(results), "--json", str(tmp_path / "raw.json"),
+                                "--set", "train.steps=2", "optim.warmup_steps=1", "train.batch_size=2",
+                                "task.eval_batches=1"])
     assert code == 0
     text = results.read_text()
     assert text.startswith("# Results\n\n## State tracking: kept as it is\n\ntable\n\n## MQAR: ")
