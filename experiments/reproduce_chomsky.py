@@ -43,7 +43,6 @@ from experiments import reproduction  # noqa: E402
 from experiments.tasks import make_task  # noqa: E402
 from experiments.tasks.transduction import Transduction  # noqa: E402
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
 SECTION_KEY = "## Chomsky hierarchy:"
 
 # key: (label in the table, registered task, its options). The paper's order and its task names.
@@ -111,24 +110,17 @@ def main(argv=None) -> int:
     print("\n" + table)
     command = reproduction.command_line("experiments/reproduce_chomsky.py", argv)
     write_results(pathlib.Path(args.results), table, scores, args, command, seconds)
-    raw = pathlib.Path(args.json) if args.json else ROOT / "experiments" / "results" / f"chomsky_{args.size}.json"
-    reproduction.write_json(raw, scores)
+    reproduction.write_json(reproduction.raw_scores_path(args, "chomsky"), scores)
     return 0
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
-    parser.add_argument("--size", choices=sorted(SIZES), default="cpu")
-    parser.add_argument("--seeds", type=int, nargs="+", help="default: 1 for cpu, 3 for paper")
+    reproduction.add_grid_arguments(parser, "chomsky", SIZES)
     parser.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS))
     parser.add_argument("--tasks", nargs="+", choices=list(TASKS), default=list(TASKS))
     parser.add_argument("--test-lengths", type=int, nargs="+",
                         help="input lengths to test at, each above 40 (default: the size's)")
-    parser.add_argument("--set", nargs="+", default=[], metavar="SECTION.KEY=VALUE",
-                        help="config overrides for every run, after the size's")
-    parser.add_argument("--out", default="runs/chomsky")
-    parser.add_argument("--results", default=str(ROOT / "RESULTS.md"), help="where the table goes")
-    parser.add_argument("--json", help="where the raw scores go (default experiments/results/chomsky_<size>.json)")
     args = parser.parse_args(argv)
     args.seeds = args.seeds or DEFAULT_SEEDS[args.size]
     args.test_lengths = sorted(set(args.test_lengths or TEST_LENGTHS[args.size]))

@@ -26,7 +26,6 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 from experiments import reproduction  # noqa: E402
 from experiments.reproduce_state_tracking import COMMON, MODELS  # noqa: E402
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
 SECTION_KEY = "## Modular arithmetic with every prefix supervised:"
 TASK = "mod. arithmetic w/o brackets, every prefix"
 TASKS = {TASK: ["task.name=modular_arithmetic", 'task.options={operators="+-", every_prefix=true}']}
@@ -39,17 +38,15 @@ TARGET_GAP = 0.1
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=SEEDS)
-    parser.add_argument("--set", nargs="*", default=[], metavar="section.key=value",
-                        help="overrides applied to every run after SETTINGS (e.g. train.steps=20)")
-    parser.add_argument("--out", default="runs/modular_arithmetic")
-    parser.add_argument("--results", default=str(ROOT / "RESULTS.md"), help="where the table goes")
+    reproduction.add_grid_arguments(parser, "modular_arithmetic", {"cpu": SETTINGS})
     args = parser.parse_args(argv)
+    args.seeds = args.seeds or SEEDS
     models = {name: MODELS[name] for name in DELTANETS}
     runs = reproduction.grid(TASKS, models, args.seeds, [*COMMON, *SETTINGS, *args.set], pathlib.Path(args.out))
     scores, seconds = reproduction.run_grid(runs, lambda run, result: result.mean_scaled_accuracy, "scaled accuracy")
     command = reproduction.command_line("experiments/reproduce_modular_arithmetic.py", argv)
     reproduction.write_section(pathlib.Path(args.results), section(scores, args, command, seconds), SECTION_KEY)
+    reproduction.write_json(reproduction.raw_scores_path(args, "modular_arithmetic"), scores)
     return 0
 
 

@@ -27,7 +27,6 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 from experiments import reproduction  # noqa: E402
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
 SECTION_KEY = "## MQAR:"
 LENGTH = 256
 
@@ -57,15 +56,9 @@ def widths_table(size: str, widths: list[int]) -> dict[str, list[str]]:
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
-    parser.add_argument("--size", choices=sorted(SIZES), default="cpu")
-    parser.add_argument("--seeds", type=int, nargs="+", help="default: 1 for cpu, 3 for paper")
+    reproduction.add_grid_arguments(parser, "mqar", SIZES)
     parser.add_argument("--models", nargs="+", choices=list(MODELS), help="a part of the grid (default: all)")
     parser.add_argument("--widths", type=int, nargs="+", help="model widths (default: the size's WIDTHS)")
-    parser.add_argument("--set", nargs="*", default=[], metavar="section.key=value",
-                        help="overrides applied to every run after the size's (e.g. train.steps=20)")
-    parser.add_argument("--out", default="runs/mqar")
-    parser.add_argument("--results", default=str(ROOT / "RESULTS.md"), help="where the table goes")
-    parser.add_argument("--json", help="where the raw scores go (default experiments/results/mqar_<size>.json)")
     args = parser.parse_args(argv)
     args.seeds = args.seeds or DEFAULT_SEEDS[args.size]
     args.models = args.models or list(MODELS)
@@ -83,8 +76,7 @@ def main(argv=None) -> int:
     print("\n" + table)
     command = reproduction.command_line("experiments/reproduce_mqar.py", argv)
     reproduction.write_section(pathlib.Path(args.results), section(table, scores, args, command, seconds), SECTION_KEY)
-    raw = pathlib.Path(args.json) if args.json else ROOT / "experiments" / "results" / f"mqar_{args.size}.json"
-    reproduction.write_json(raw, scores)
+    reproduction.write_json(reproduction.raw_scores_path(args, "mqar"), scores)
     return 0
 
 

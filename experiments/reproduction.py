@@ -13,6 +13,7 @@ and leaves the others as they are.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import datetime
 import json
@@ -26,6 +27,7 @@ from typing import Callable
 from experiments.training import config as run_config
 
 RESULTS_TITLE = "# Results\n\n"
+ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,6 +36,23 @@ class Run:
     model: str         # the model's label (a table row)
     seed: int
     config: run_config.RunConfig
+
+
+def add_grid_arguments(parser: argparse.ArgumentParser, name: str, sizes) -> None:
+    """The options every reproduction script takes: --size (one of `sizes`), --seeds, --set,
+    --out (runs/<name>), --results (RESULTS.md) and --json (experiments/results/<name>_<size>.json)."""
+    parser.add_argument("--size", choices=sorted(sizes), default="cpu")
+    parser.add_argument("--seeds", type=int, nargs="+", help="default: the size's")
+    parser.add_argument("--set", nargs="+", default=[], metavar="SECTION.KEY=VALUE",
+                        help="config overrides for every run, after the size's (e.g. train.steps=20)")
+    parser.add_argument("--out", default=f"runs/{name}", help="where the runs go")
+    parser.add_argument("--results", default=str(ROOT / "RESULTS.md"), help="where the table goes")
+    parser.add_argument("--json", help=f"where the raw scores go (default experiments/results/{name}_<size>.json)")
+
+
+def raw_scores_path(args: argparse.Namespace, name: str) -> pathlib.Path:
+    """--json, or experiments/results/<name>_<size>.json."""
+    return pathlib.Path(args.json) if args.json else ROOT / "experiments" / "results" / f"{name}_{args.size}.json"
 
 
 def grid(tasks: dict[str, list[str]], models: dict[str, list[str]], seeds: list[int],
