@@ -22,6 +22,6 @@ def test_a_toy_run_writes_its_section_with_each_runs_recall_accuracy(tmp_path):
     scores = json.loads((tmp_path / "raw.json").read_text())
     for width in (8, 16):
         rows = json.loads((tmp_path / "runs" / "cpu" / f"d_model_{width}-GLA-seed0" / "results.json").read_text())["rows"]
-        assert [row["length"] for row in rows] == [256]
+        assert [row["length"] for row in rows] == [64]
         assert scores[f"d_model={width} | GLA"]["0"] == pytest.approx(rows[0]["accuracy"])
         assert f"{rows[0]['accuracy']:.3f}" in text
