@@ -52,10 +52,8 @@ def main(argv=None) -> int:
     except run_config.ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    threads = next(iter(chosen.values())).train.cpu_threads
-    if threads is not None:
-        from experiments.training import cpu_numerics
-        print(cpu_numerics.pin(threads), file=sys.stderr)
+    from experiments.training import cpu_numerics
+    cpu_numerics.pin_if_asked(next(iter(chosen.values())).train.cpu_threads)
     from experiments.training import checkpoint, evaluate
     from experiments.training.loop import train
 

@@ -79,10 +79,8 @@ def run_grid(runs: list[Run], score: Callable, score_name: str) -> tuple[dict, f
 
     `score(run, result)` is a run's number. Returns ({(task, model): {seed: score}}, the
     seconds of training and evaluation summed over the runs)."""
-    threads = runs[0].config.train.cpu_threads if runs else None
-    if threads is not None:  # before the first run starts JAX's backend
-        from experiments.training import cpu_numerics
-        print(cpu_numerics.pin(threads), file=sys.stderr)
+    from experiments.training import cpu_numerics
+    cpu_numerics.pin_if_asked(runs[0].config.train.cpu_threads if runs else None)  # before JAX's backend starts
     from experiments.training.checkpoint import has_run
     from experiments.training.loop import train
 

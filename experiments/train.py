@@ -51,9 +51,8 @@ def main(argv=None) -> int:
     except run_config.ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    if config.train.cpu_threads is not None:
-        from experiments.training import cpu_numerics
-        print(cpu_numerics.pin(config.train.cpu_threads), file=sys.stderr)
+    from experiments.training import cpu_numerics
+    cpu_numerics.pin_if_asked(config.train.cpu_threads)
     import jax
 
     if args.distributed:

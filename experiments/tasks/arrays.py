@@ -13,7 +13,7 @@ Splits: with `test_path` (the same layout) "train" is all of `path` and "test" a
 as for the digits. A batch draws its rows uniformly with replacement from the split. The
 vocabulary (integer inputs) and the number of classes are one more than the largest id over
 both splits, unless given (`vocabulary`, `classes`). Files are read memory-mapped, once per
-path and modification time.
+path and modification time (the newest of the directory's and its files').
 """
 
 from __future__ import annotations
@@ -107,7 +107,7 @@ class ArrayData(Task):
         return _load(*_key(self, path))
 
     def _largest(self, name: str) -> int:
-        return max(int(self._arrays(path)[name].max()) for path in (self.path, self.test_path) if path is not None)
+        return max(_largest_id(*_key(self, path), name) for path in (self.path, self.test_path) if path is not None)
 
     def _tokens(self) -> bool:
         return np.issubdtype(self._arrays(self.path)["inputs"].dtype, np.integer)
@@ -157,7 +157,14 @@ def _key(task: ArrayData, path: str) -> tuple[str, float]:
     if not resolved.exists():
         option = "path" if path == task.path else "test_path"
         raise task.option_error(option, "an existing directory of .npy files or an .npz file", path)
-    return str(resolved), os.stat(resolved).st_mtime_ns
+    files = [resolved / f"{name}.npy" for name in NAMES] if resolved.is_dir() else []
+    return str(resolved), max(os.stat(f).st_mtime_ns for f in [resolved, *files] if f.exists())
+
+
+@functools.lru_cache(maxsize=16)
+def _largest_id(path: str, modified: float, name: str) -> int:
+    """The largest entry of one of `path`'s arrays, read once per path and modification time."""
+    return int(_load(path, modified)[name].max())
 
 
 @functools.lru_cache(maxsize=8)

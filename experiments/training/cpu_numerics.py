@@ -1,13 +1,14 @@
 """The same numbers on any machine: pinning what XLA:CPU's float results depend on.
 
-Measured on jax 0.10.2 (a 2-core AMD EPYC with AVX-512; the probes are in
-tests/experiments/test_reproducibility.py): the bits of a float32 sum or matrix product that
+Measured on jax 0.10.2 (a 2-core AMD EPYC with AVX-512; tests/experiments/test_reproducibility.py
+keeps the 65,536 × 64 probe): the bits of a float32 sum or matrix product that
 XLA:CPU computes depend on
 
 - the number of cores the process may use. XLA:CPU sizes its intra-op thread pool by it, and
   Eigen's matrix products and YNNPACK's reductions split their work, the summed dimension
-  included, across that pool: a sum of 2,560 floats, x·xᵀ for x of 2,560 × 16, differ between
-  one and two cores. `--xla_cpu_multi_thread_eigen=false` changes nothing here;
+  included, across that pool: a sum of 2,560 floats, xᵀy for x, y of 2,560 × 16 and × 64, and
+  xᵀx for x of 65,536 × 64 differ between one and two cores (on jax 0.12 only the last one
+  still does). `--xla_cpu_multi_thread_eigen=false` changes nothing here;
 - the CPU's vector instructions. XLA compiles reductions for the host CPU (AVX-512 and AVX2
   sum in different orders), and YNNPACK / XNNPACK choose their kernels by the CPU at run time.
 
@@ -26,6 +27,7 @@ from __future__ import annotations
 import importlib.metadata
 import os
 import platform
+import sys
 
 X86_FLAGS = ("--xla_cpu_max_isa=AVX2",)
 PORTABLE_FLAGS = ("--xla_cpu_experimental_ynn_fusion_type=", "--xla_cpu_use_xnnpack=false")
@@ -53,8 +55,9 @@ def pin(threads: int) -> str:
     done, or why the numbers may still differ from another machine's (one line, for the log).
     Nothing is pinned where a GPU or TPU plugin is installed (the run's numbers are the
     accelerator's) or where the OS cannot restrict a process to some cores."""
-    if accelerator_plugins():
-        return f"train.cpu_threads not applied: an accelerator plugin is installed ({', '.join(accelerator_plugins())})"
+    plugins = accelerator_plugins()
+    if plugins:
+        return f"train.cpu_threads not applied: an accelerator plugin is installed ({', '.join(plugins)})"
     if not hasattr(os, "sched_setaffinity"):
         return f"train.cpu_threads not applied: {platform.system()} cannot restrict a process to some cores"
     if backend_started():
@@ -69,3 +72,10 @@ def pin(threads: int) -> str:
         return (f"train.cpu_threads={threads}, but only {len(chosen)} core(s) are available: running on "
                 f"{len(chosen)}, so numbers differ from a machine with {threads} or more")
     return f"CPU numerics pinned: {threads} core(s) (of {len(available)}), XLA_FLAGS += {flags}"
+
+
+def pin_if_asked(threads: int | None) -> None:
+    """`pin(threads)` unless `threads` is None (train.cpu_threads=none), its line to stderr: what
+    experiments/train.py, main.py and the reproduction scripts call before JAX starts."""
+    if threads is not None:
+        print(pin(threads), file=sys.stderr)
