@@ -64,3 +64,15 @@ def pytest_collection_modifyitems(config, items):
     if deselected:
         config.hook.pytest_deselected(items=deselected)
         items[:] = selected
+
+
+# tests/sharded holds the sequence-parallel tests: they need 8 forced CPU devices, which must be
+# set before JAX's CPU backend starts and would turn every other test's training multi-device.
+# tests/test_sharded_suite.py runs each of its files in a subprocess with SHARDED_SUITE set.
+SHARDED_SUITE = "LRNN_SHARDED_SUITE"
+SHARDED_DEVICES = 8
+if os.environ.get(SHARDED_SUITE):
+    os.environ["XLA_FLAGS"] = " ".join(filter(None, [
+        os.environ.get("XLA_FLAGS"), f"--xla_force_host_platform_device_count={SHARDED_DEVICES}"]))
+else:
+    collect_ignore = ["sharded"]

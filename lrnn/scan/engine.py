@@ -34,7 +34,7 @@ import jax
 import jax.numpy as jnp
 
 from lrnn import debug
-from lrnn.scan import auto, timeaxis, validation
+from lrnn.scan import auto, sequence_parallel, timeaxis, validation
 from lrnn.scan.by_pass import scan_by_pass
 from lrnn.scan.diagonal import DiagonalMonoid
 from lrnn.scan.diagonal_vjp import diagonal_scan, uses_reverse_scan_vjp
@@ -56,6 +56,7 @@ def scan(
     resets=None,
     method: str = "auto",
     chunk_size: int | None = None,
+    sequence_axis: str | None = None,
 ):
     """Run the recurrence of `monoid` over `elements` along `axis`.
 
@@ -71,6 +72,11 @@ def scan(
         True at t discards the state before t.
       method: "auto" | "sequential" | "associative" | "chunked" | any registered method.
       chunk_size: steps per chunk for "chunked" (None: the measured best for this size).
+      sequence_axis: a mesh axis the time axis is split over (sequence parallelism, see
+        `sequence_parallel`). Inside `jax.shard_map` over that axis the elements (and resets) are
+        this device's contiguous shard of time and the states come back the same way; under
+        `jax.set_mesh(mesh)` they are global arrays the scan splits itself. The final state is the
+        whole sequence's, on every device.
 
     Returns:
       (states, final_state): states shaped like one state per step with time at `axis`
@@ -83,7 +89,13 @@ def scan(
     validation.check_method(method, chunk_size, registered_methods())
     validation.check_reverse(reverse)
     lead_shape = leaves[0].shape[: axis + 1]
-    resets = validation.check_resets(resets, lead_shape)
+    if sequence_axis is not None and not sequence_parallel.is_bound(sequence_axis):
+        sequence_parallel.check_outside(sequence_axis, lead_shape[axis])
+        resets = validation.check_resets(resets, lead_shape)
+        options = dict(axis=axis, reverse=reverse, method=method, chunk_size=chunk_size, sequence_axis=sequence_axis)
+        run = lambda leaves, initial, resets: scan(monoid, leaves, initial=initial, resets=resets, **options)  # noqa: E731
+        return sequence_parallel.shard_locally(run, leaves, initial, resets, axis=axis, sequence_axis=sequence_axis)
+    resets = validation.check_resets(resets, lead_shape, sharded_over=sequence_axis)
     checked = debug.ScanCall(monoid, leaves, method, axis, reverse) if debug.nans_enabled() else None
 
     out_dtype = jnp.result_type(*leaves)
@@ -103,6 +115,10 @@ def scan(
             leaves = monoid.forget(leaves, resets)
         else:
             monoid, leaves = Segmented(inner=monoid), (resets, leaves)
+    if sequence_axis is not None:
+        initial, whole_final = sequence_parallel.entering_and_final(
+            monoid, leaves, start_state(monoid, leaves, initial, axis), axis=axis, reverse=bool(reverse),
+            sequence_axis=sequence_axis)
 
     if length == 1:
         final = monoid.apply(timeaxis.at(leaves, 0, axis), start_state(monoid, leaves, initial, axis))
@@ -116,6 +132,8 @@ def scan(
     else:
         chunk = plan.forward[1]
         states, final = get_method(method)(monoid, leaves, initial, axis=axis, reverse=bool(reverse), chunk_size=chunk)
+    if sequence_axis is not None:
+        final = whole_final
     cast = lambda x: x.astype(out_dtype)  # noqa: E731
     states, final = tree_map(cast, states), tree_map(cast, final)
     if checked is not None:  # under lrnn.debug_nans(): see lrnn.debug

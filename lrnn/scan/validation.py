@@ -85,7 +85,8 @@ def check_method(method, chunk_size, known: tuple) -> None:
         raise ValueError(f"chunk_size must be a positive int or None, got {chunk_size!r}")
 
 
-def check_resets(resets, lead_shape: tuple):
+def check_resets(resets, lead_shape: tuple, sharded_over: str | None = None):
+    """`sharded_over`: the mesh axis time is split over, when `lead_shape` is one device's shard."""
     if resets is None:
         return None
     resets = _as_array("resets", resets)
@@ -98,9 +99,10 @@ def check_resets(resets, lead_shape: tuple):
         if jnp.broadcast_shapes(resets.shape, lead_shape) != lead_shape:
             raise ValueError
     except ValueError:
+        shard = f" on this device: its shard of the time axis split over {sharded_over!r}" if sharded_over else ""
         raise ValueError(
             f"resets must have shape {lead_shape} (dims up to and including the scan axis, or broadcastable "
-            f"to it), got {resets.shape}"
+            f"to it){shard}, got {resets.shape}"
         ) from None
     return jnp.broadcast_to(resets, lead_shape)
 
