@@ -9,7 +9,8 @@ fail before anything is built or compiled.
 A value on the command line is read as a TOML value where it parses as one (`train.steps=200`,
 `model.cell_options={eigenvalue_range=[-1, 1]}`, `task.eval_lengths=[40, 128]`) and as a plain
 string otherwise (`model.cell=mamba`). TOML arrays become tuples, and the string "none" is None
-(TOML has no null: `model.ffn=none`).
+(TOML has no null: `model.ffn=none`). A key of `train.mesh` can be set alone
+(`train.mesh.seq=4`); the keys not set keep their defaults.
 """
 
 from __future__ import annotations
@@ -61,6 +62,10 @@ class TrainConfig:
     # so the numbers are the same on any x86-64 machine with as many cores (cpu_numerics.py); none:
     # every core, fastest, numbers depend on the machine.
     cpu_threads: int | None = 2
+    # The device mesh (experiments/training/parallel.py): "data" splits the batch and, FSDP-style,
+    # the parameters and optimizer state; "seq" splits time (sequence parallelism). data × seq
+    # must be the device count; data none = every device seq leaves (so by default, all of them).
+    mesh: dict = dataclasses.field(default_factory=lambda: {"data": None, "seq": 1})
 
 
 # The embedded default run (the main job's model): one DeltaNet layer with eigenvalues in (−1, 1)
@@ -85,6 +90,9 @@ class RunConfig:
 
 
 _SECTION_TYPES = {"model": ModelConfig, "task": TaskConfig, "optim": OptimConfig, "train": TrainConfig}
+# Tables whose keys are set one at a time (`train.mesh.seq=4`, or `mesh = {seq = 4}` in a file),
+# the others keeping their defaults.
+_MERGED_TABLES = {("train", "mesh")}
 
 
 class ConfigError(ValueError):
@@ -109,7 +117,11 @@ def load(path: str | pathlib.Path | None = None, overrides: list[str] = ()) -> R
             tree[section].update(values)
     for override in overrides:
         section, key, value = parse_override(override)
-        tree[section][key] = value
+        table, _, entry = key.partition(".")
+        if entry and (section, table) in _MERGED_TABLES and isinstance(tree[section].get(table, {}), dict):
+            tree[section][table] = {**tree[section].get(table, {}), entry: value}
+        else:
+            tree[section][key] = value
     return build(tree)
 
 
@@ -139,6 +151,9 @@ def build(tree: dict[str, dict]) -> RunConfig:
         default = getattr(defaults, section)
         if section == "model" and values.get("cell", default.cell) != default.cell:
             values.setdefault("cell_options", {})  # the default's options belong to the default's cell
+        for table in (table for merged_section, table in _MERGED_TABLES if merged_section == section):
+            if isinstance(values.get(table), dict):
+                values[table] = {**getattr(default, table), **values[table]}
         try:
             sections[section] = dataclasses.replace(default, **values)
         except (TypeError, ValueError) as error:
@@ -253,6 +268,22 @@ def _check_types(config: RunConfig) -> None:
     if not isinstance(config.task.eval_lengths, (tuple, list)):
         raise ConfigError(f"task.eval_lengths must be an array of lengths (e.g. [40, 128]), "
                           f"got {config.task.eval_lengths!r}")
+    _check_mesh(config.train.mesh)
+
+
+def _check_mesh(mesh) -> None:
+    """train.mesh is {data = positive int or none, seq = positive int}; the device count is
+    checked when the mesh is built (parallel.make_mesh)."""
+    if not isinstance(mesh, dict):
+        raise ConfigError(f"train.mesh must be a table with keys data and seq (e.g. {{data = 2, seq = 4}}), "
+                          f"got {mesh!r}")
+    unknown = sorted(set(mesh) - {"data", "seq"})
+    if unknown:
+        raise ConfigError(f"unknown key train.mesh.{unknown[0]}; train.mesh takes data, seq")
+    if mesh["data"] is not None and (not _is_int(mesh["data"]) or mesh["data"] < 1):
+        raise ConfigError(f"train.mesh.data must be a positive int or none, got {mesh['data']!r}")
+    if not _is_int(mesh["seq"]) or mesh["seq"] < 1:
+        raise ConfigError(f"train.mesh.seq must be a positive int, got {mesh['seq']!r}")
 
 
 def _is_int(value) -> bool:

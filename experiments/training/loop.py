@@ -3,7 +3,8 @@
 The model is a Flax NNX module, split once into its graph and two pure-dict pytrees, the
 parameters (`nnx.Param`) and everything else (dropout RNG streams). The jitted step merges them
 back, so the trained state is a plain pytree that optax updates, orbax saves and `jax.sharding`
-places: parameters and optimizer state replicated, batches split over the "data" mesh axis.
+places on the ("data", "seq") mesh of `train.mesh` (see parallel.py): parameters and optimizer
+state FSDP-sharded over "data", batches split over "data" and, along time, "seq".
 
 Everything a run produces goes to `train.out_dir`:
 
@@ -117,25 +118,32 @@ class Trainer:
         self.config = config
         self.task = make_configured_task(config.task)
         self.evaluation_task = self.task.evaluation_task()
-        self.mesh = parallel.data_mesh(devices)
         try:
-            parallel.check_batch_size(config.train.batch_size, self.mesh)
+            self.mesh = parallel.make_mesh(config.train.mesh, devices)
+            parallel.check_batch_shape(config.train.batch_size, config.task.train_length, config.task.eval_lengths,
+                                       self.mesh)
         except ValueError as error:
             raise ConfigError(str(error)) from None
-        model = build_model(self.task.kind, config.model, vocab_size=self.task.vocab_size,
+        model_config = config.model
+        if self.mesh.shape[parallel.SEQ] > 1:
+            model_config = dataclasses.replace(model_config, sequence_axis=parallel.SEQ)
+        model = build_model(self.task.kind, model_config, vocab_size=self.task.vocab_size,
                             n_features=self.task.n_features, n_classes=self.task.n_classes,
                             rngs=nnx.Rngs(config.train.seed))
         self.graphdef, params, rest = nnx.split(model, nnx.Param, ...)
         self.optimizer = make_optimizer(config.optim, config.train.steps, param_labels(params))
         params, rest = nnx.to_pure_dict(params), nnx.to_pure_dict(rest)
         state = TrainState(params, rest, self.optimizer.init(params))
-        self.initial_state = parallel.replicate(state, self.mesh)
-        replicated, sharded = parallel.replicated(self.mesh), parallel.batch_sharded(self.mesh)
-        # jax_debug_nans re-runs a failing step op by op, which needs its inputs: no donation then
-        step = jax.jit(self._train_step, in_shardings=(replicated, sharded), out_shardings=(replicated, replicated),
+        self.initial_state = parallel.place_state(state, self.mesh)
+        shardings, replicated = parallel.state_shardings(state, self.mesh), parallel.replicated(self.mesh)
+        # The state and the batches arrive placed (initial_state, a restore, `batch`): jit takes
+        # their shardings. jax_debug_nans re-runs a failing step op by op, which needs its
+        # inputs: no donation then.
+        step = jax.jit(self._train_step, out_shardings=(shardings, replicated),
                        donate_argnums=() if config.train.check_finite else 0)
+        step = _under_mesh(step, self.mesh)
         self.train_step = _with_debug_nans(step) if config.train.check_finite else step
-        self.eval_step = jax.jit(self._eval_step, in_shardings=(replicated, sharded), out_shardings=replicated)
+        self.eval_step = _under_mesh(jax.jit(self._eval_step, out_shardings=replicated), self.mesh)
 
     @property
     def n_params(self) -> int:
@@ -266,6 +274,15 @@ def _check_finite(summary: dict, step: int, *, first: int | None = None) -> None
             "(lrnn.debug_nans) to find the first op/time step, or lower optim.learning_rate")
 
 
+def _under_mesh(function, mesh):
+    """`function` called with `mesh` as the current mesh (`jax.set_mesh`), which the model's
+    sequence-parallel mixers read and under which its Auto axes are GSPMD's to place."""
+    def on_mesh(*args):
+        with jax.set_mesh(mesh):
+            return function(*args)
+    return on_mesh
+
+
 def _with_debug_nans(step):
     """`step` under jax_debug_nans: a NaN raises FloatingPointError naming the op that made it."""
     def checked(*args):
@@ -275,14 +292,15 @@ def _with_debug_nans(step):
 
 
 def check_same_run(out_dir: pathlib.Path, config: RunConfig) -> None:
-    """On --resume the run's config must match the saved one (train.steps may grow)."""
+    """On --resume the run's config must match the saved one (train.steps may grow, and
+    train.mesh may change: the checkpoint restores onto any mesh)."""
     saved_path = out_dir / "config.json"
     if not saved_path.exists():
         return
     saved, current = json.loads(saved_path.read_text()), json.loads(json.dumps(as_dict(config)))
     defaults = json.loads(json.dumps(as_dict(RunConfig())))  # a key newer than the saved run: its default
     differ = [f"{section}.{key}" for section in current for key in current[section]
-              if key not in ("steps", "progress", "check_finite", "cpu_threads")
+              if key not in ("steps", "progress", "check_finite", "cpu_threads", "mesh")
               and saved.get(section, {}).get(key, defaults[section][key]) != current[section][key]]
     if differ:
         raise ConfigError(f"--resume: the config differs from the saved run in {', '.join(differ)} "
@@ -294,7 +312,8 @@ def write_results(result: RunResult, trainer: Trainer) -> None:
     name = f"{config.model.cell} {dict(config.model.cell_options) or ''}".strip()
     payload = {"model": name, "task": config.task.name, "n_params": trainer.n_params,
                "rows": result.rows, "mean_scaled_accuracy_beyond_training": result.mean_scaled_accuracy,
-               "final_train": result.final_train, "seconds": result.seconds, "devices": trainer.mesh.devices.size}
+               "final_train": result.final_train, "seconds": result.seconds, "devices": trainer.mesh.devices.size,
+               "mesh": dict(trainer.mesh.shape)}
     (result.out_dir / "results.json").write_text(json.dumps(payload, indent=2) + "\n")
     evaluate.plot({name: result.rows}, result.out_dir / "accuracy_vs_length.png",
                   train_length=config.task.train_length, title=f"{config.task.name}",

@@ -35,12 +35,13 @@ and maps states in and out of it with `to_scan_state` / `from_scan_state`.
 
 from __future__ import annotations
 
+import functools
 from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
 
-from lrnn.cells import checks, params_check, streamed
+from lrnn.cells import checks, params_check, shards, streamed
 from lrnn.scan import DiagonalMonoid, Monoid, scan
 
 RECURRENT = "recurrent"
@@ -99,7 +100,7 @@ class Cell:
         return {name: RECURRENT if name in self.recurrent_params else REGULAR for name in params}
 
     def forward(self, params: dict, x, state=None, *, method: str = "auto", resets=None,
-                chunk_size: int | None = None, **inputs):
+                chunk_size: int | None = None, sequence_axis: str | None = None, **inputs):
         """The parallel path: every token's elements, one `lrnn.scan`, the readout.
 
         Args:
@@ -113,6 +114,11 @@ class Cell:
           chunk_size: steps per chunk for the engine's "chunked"; for "streamed", tokens per
             chunk, dividing T (None: the measured or default one).
           resets: (B, T) bool; True at t starts a fresh state there (packed sequences).
+          sequence_axis: a mesh axis time is split over (sequence parallelism, `lrnn.cells.shards`).
+            Inside `jax.shard_map` with that axis bound, x and resets are this device's shard of
+            time and y comes back the same way; outside, under `jax.set_mesh(mesh)`, they are the
+            whole sequence and forward wraps itself in shard_map. The final state is the whole
+            sequence's, on every device.
           **inputs: extra per-call inputs of the cell, if it takes any (e.g. HGRN's
             `lower_bound`); the same go to `step`.
 
@@ -121,16 +127,22 @@ class Cell:
         """
         params_check.check(self, params)
         x = checks.sequence(x, self.d_in)
+        shards.check_name(sequence_axis)
+        if sequence_axis is not None and not shards.is_bound(sequence_axis):
+            return shards.split_forward(functools.partial(Cell.forward, self), params, x, state,
+                                        checks.resets(resets, x.shape[:2]), inputs, sequence_axis=sequence_axis,
+                                        method=method, chunk_size=chunk_size)
         xc = x.astype(jnp.promote_types(x.dtype, jnp.float32))
         initial = None if state is None else self.to_scan_state(self._check_state("state", state, x.shape[0]))
         if method in ("auto", streamed.METHOD):
             method, chunk_size = streamed.choose(self, x.shape[:2], method, chunk_size)
         if method == streamed.METHOD:
             y, final = streamed.streamed_forward(self, params, xc, initial, chunk_size=chunk_size,
-                                                 resets=checks.resets(resets, x.shape[:2]), **inputs)
+                                                 resets=checks.resets(resets, x.shape[:2]),
+                                                 sequence_axis=sequence_axis, **inputs)
             return y.astype(x.dtype), self.from_scan_state(final)
         states, final = self.scan(self.elements(params, xc, **inputs), initial, method=method, resets=resets,
-                                  chunk_size=chunk_size)
+                                  chunk_size=chunk_size, sequence_axis=sequence_axis)
         y = self.readout(params, self.from_scan_state(states), xc, **inputs)
         return y.astype(x.dtype), self.from_scan_state(final)
 

@@ -189,10 +189,10 @@ class DeltaNet(DeltaRuleCell):
         u = beta[..., None] * k
         return u, k, u[..., :, None] * v[..., None, :]
 
-    def chunked(self, params, x, state, *, chunk_size, method, resets):
+    def chunked(self, params, x, state, *, chunk_size, method, resets, sequence_axis=None):
         k, v, beta = self.inputs(params, x)
         q = self.query(params, x)
         o, final = delta_rule(heads_first(q), heads_first(k), heads_first(v), heads_first(beta), state,
-                              chunk_size=chunk_size, method=method, resets=resets)
+                              chunk_size=chunk_size, method=method, resets=resets, sequence_axis=sequence_axis)
         return self.output(params, heads_first(o), x), final
 

@@ -132,7 +132,7 @@ class DeltaProduct(DeltaRuleCell):
             return state
         return self._direct_step(params, state, x_t, update)
 
-    def chunked(self, params, x, state, *, chunk_size, method, resets):
+    def chunked(self, params, x, state, *, chunk_size, method, resets, sequence_axis=None):
         k, v, beta, log_alpha = self.inputs(params, x)
         q = self.query(params, x)
         b, t, n = x.shape[0], x.shape[1], self.n_h
@@ -149,6 +149,7 @@ class DeltaProduct(DeltaRuleCell):
         if resets is not None:
             resets = jnp.zeros((b, t, n), bool).at[:, :, 0].set(resets).reshape(b, t * n)
         o, final = delta_rule(on_sub_step(q, n - 1), interleave(k), interleave(v), interleave(beta), state,
-                              log_decay=decay, chunk_size=chunk_size * n, method=method, resets=resets)
+                              log_decay=decay, chunk_size=chunk_size * n, method=method, resets=resets,
+                              sequence_axis=sequence_axis)
         o = o.reshape(o.shape[:2] + (t, n) + o.shape[3:])[:, :, :, -1]  # (B, H, T, V)
         return self.output(params, heads_first(o), x), final

@@ -118,10 +118,11 @@ class GatedDeltaNet(DeltaRuleCell):
             return delta_update(state, k, v, beta, jnp.exp(log_alpha))
         return self._direct_step(params, state, x_t, update)
 
-    def chunked(self, params, x, state, *, chunk_size, method, resets):
+    def chunked(self, params, x, state, *, chunk_size, method, resets, sequence_axis=None):
         k, v, beta, log_alpha = self.inputs(params, x)
         q = self.query(params, x)
         o, final = delta_rule(heads_first(q), heads_first(k), heads_first(v), heads_first(beta), state,
-                              log_decay=heads_first(log_alpha), chunk_size=chunk_size, method=method, resets=resets)
+                              log_decay=heads_first(log_alpha), chunk_size=chunk_size, method=method, resets=resets,
+                              sequence_axis=sequence_axis)
         return self.output(params, heads_first(o), x), final
 

@@ -145,9 +145,10 @@ class GateLoop(MatrixCell):
         return self._output(params, o.reshape(o.shape[:2] + (-1,)), x)
 
     # ---- training path -------------------------------------------------------------------
-    def chunked(self, params, x, state, *, chunk_size, method, resets):
+    def chunked(self, params, x, state, *, chunk_size, method, resets, sequence_axis=None):
         h = self.n_heads
         q, k, v = (split_heads(linear(params, name, x), h) for name in ("q", "k", "v"))
         log_decay = split_heads(self.log_decay(params, x), h)
-        o, final = decay_attention(q, k, v, log_decay, state, chunk_size=chunk_size, method=method, resets=resets)
+        o, final = decay_attention(q, k, v, log_decay, state, chunk_size=chunk_size, method=method, resets=resets,
+                                   sequence_axis=sequence_axis)
         return self._output(params, merge_heads(o.real), x), final

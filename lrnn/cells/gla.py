@@ -119,7 +119,8 @@ class GLA(MatrixCell):
         gate = jax.nn.silu(x @ params["W_r"] + params["b_r"])
         return (normed * gate) @ params["W_o"]
 
-    def chunked(self, params, x, state, *, chunk_size, method, resets):
+    def chunked(self, params, x, state, *, chunk_size, method, resets, sequence_axis=None):
         q, k, v, log_decay = (jnp.swapaxes(a, 1, 2) for a in (*self._qkv(params, x), self.log_decay(params, x)))
-        o, final = decay_attention(q, k, v, log_decay, state, chunk_size=chunk_size, method=method, resets=resets)
+        o, final = decay_attention(q, k, v, log_decay, state, chunk_size=chunk_size, method=method, resets=resets,
+                                   sequence_axis=sequence_axis)
         return self.output(params, jnp.swapaxes(o, 1, 2), x), final

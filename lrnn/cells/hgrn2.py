@@ -148,7 +148,8 @@ class HGRN2(MatrixCell):
         merged = o.reshape(o.shape[:2] + (self.d_in,))
         return linear(params, "o", layer_norm(merged, params["norm_scale"], params["norm_bias"]))
 
-    def chunked(self, params, x, state, *, chunk_size, method, resets, lower_bound=0.0):
+    def chunked(self, params, x, state, *, chunk_size, method, resets, sequence_axis=None, lower_bound=0.0):
         log_f, k, q, i = (jnp.swapaxes(a, 1, 2) for a in self.gates(params, x, lower_bound))
-        o, final = decay_attention(q, k, i, log_f, state, chunk_size=chunk_size, method=method, resets=resets)
+        o, final = decay_attention(q, k, i, log_f, state, chunk_size=chunk_size, method=method, resets=resets,
+                                   sequence_axis=sequence_axis)
         return self.output(params, jnp.swapaxes(o, 1, 2)), final

@@ -63,12 +63,12 @@ import numbers
 import jax
 import jax.numpy as jnp
 
-from lrnn.cells import checks, linear
+from lrnn.cells import checks, linear, shards
 from lrnn.cells.chunkwise import decay_attention
 from lrnn.cells.gated_deltanet import check_decay_init
 from lrnn.cells.initializers import inverse_softplus, log_uniform
 from lrnn.cells.matrix import MatrixCell
-from lrnn.scan import MatrixDecayMonoid
+from lrnn.scan import DiagonalMonoid, MatrixDecayMonoid, scan
 
 HEAD_DIM = 64
 DECAY_FLOOR = 1e-30  # |ā| at ā = 0: log finite, and its effect below any precision
@@ -84,15 +84,19 @@ def transition(u: jax.Array, eigenvalue_range: tuple) -> tuple[jax.Array, jax.Ar
     return jnp.log(jnp.maximum(jnp.abs(a), DECAY_FLOOR)), a < 0
 
 
-def running_sign(negative: jax.Array, resets) -> jax.Array:
-    """s_t = (−1)^(number of negative decays since the last reset, t included), ±1.
+def running_sign(negative: jax.Array, resets, *, sequence_axis: str | None = None) -> jax.Array:
+    """s_t = (−1)^(number of negative decays since the last reset, t included), ±1, (B, T, H).
+
+    The diagonal recurrence s_t = σ_t s_{t−1} from s_{−1} = 1, σ_t = −1 where negative else 1,
+    restarted at a reset (s_t = σ_t there: a_t = 0, b_t = σ_t), through `lrnn.scan` (products of
+    ±1 and 0 are exact), so time split over `sequence_axis` carries the sign across devices.
 
     negative: (B, T, H) bool; resets: (B, T) bool or None."""
-    count = jnp.cumsum(negative.astype(jnp.int32), axis=1)
-    if resets is not None:  # subtract the count before each segment's first token (counts only grow)
-        before = jnp.where(resets[..., None], count - negative, 0)
-        count = count - jax.lax.cummax(before, axis=1)
-    return 1 - 2 * (count % 2)
+    sigma = jnp.where(negative, -1.0, 1.0)
+    restart = jnp.zeros(negative.shape[:2], bool) if resets is None else resets
+    restart = restart[..., None]
+    elements = (jnp.where(restart, 0.0, sigma), jnp.where(restart, sigma, 0.0))
+    return scan(DiagonalMonoid(), elements, axis=1, initial=jnp.ones_like(sigma[:, 0]), sequence_axis=sequence_axis)[0]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -210,18 +214,20 @@ class Mamba2(MatrixCell):
         skip = jnp.repeat(params["D"], self.head_dim) * x
         return o.reshape(x.shape) + skip
 
-    def chunked(self, params, x, state, *, chunk_size, method, resets):
+    def chunked(self, params, x, state, *, chunk_size, method, resets, sequence_axis=None):
         q, k, v, u = self.inputs(params, x)
         log_decay, negative = transition(u, self.eigenvalue_range)
         signed = self.eigenvalue_range[0] < 0
         if signed:  # the running sign on q and k (see the module docstring)
-            sign = running_sign(negative, resets).astype(q.dtype)[..., None]  # (B, T, H, 1)
+            sign = running_sign(negative, resets, sequence_axis=sequence_axis).astype(q.dtype)[..., None]  # B T H 1
+            last = sign[:, -1:] if sequence_axis is None else shards.last_steps(sign, 1, sequence_axis)
             q, k = q * sign, k * sign
         q, k, v = (jnp.swapaxes(a, 1, 2) for a in (q, k, v))
         log_decay = jnp.broadcast_to(jnp.swapaxes(log_decay, 1, 2)[..., None], k.shape)
-        o, final = decay_attention(q, k, v, log_decay, state, chunk_size=chunk_size, method=method, resets=resets)
+        o, final = decay_attention(q, k, v, log_decay, state, chunk_size=chunk_size, method=method, resets=resets,
+                                   sequence_axis=sequence_axis)
         if signed:
-            final = final * sign[:, -1, :, :, None].astype(final.dtype)
+            final = final * last[:, 0, :, :, None].astype(final.dtype)
         return self.output(params, jnp.swapaxes(o, 1, 2), x), final
 
 

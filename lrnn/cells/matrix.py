@@ -14,7 +14,7 @@ from typing import ClassVar
 
 import jax.numpy as jnp
 
-from lrnn.cells import checks, params_check, streamed
+from lrnn.cells import checks, params_check, shards, streamed
 from lrnn.cells.base import Cell
 from lrnn.cells.heads import HeadSizes
 from lrnn.scan import registered_methods, validation
@@ -34,13 +34,16 @@ class MatrixCell(HeadSizes, Cell):
     def state_shape(self) -> tuple:
         return (self.n_heads, self.key_dim, self.value_dim)
 
-    def chunked(self, params: dict, x, state, *, chunk_size: int, method: str, resets, **inputs):
+    def chunked(self, params: dict, x, state, *, chunk_size: int, method: str, resets, sequence_axis=None,
+                **inputs):
         """(y, final state) by the chunkwise closed form, for x (B, T, d_in) in a float32 or
-        wider dtype, a checked state (never None) and resets (B, T) bool or None."""
+        wider dtype, a checked state (never None) and resets (B, T) bool or None; with a bound
+        `sequence_axis`, x and resets are this device's shard of time (the chunk summaries cross
+        devices in the engine's scan across chunks)."""
         raise NotImplementedError
 
     def forward(self, params: dict, x, state=None, *, method: str = "auto", resets=None,
-                chunk_size: int | None = None, **inputs):
+                chunk_size: int | None = None, sequence_axis: str | None = None, **inputs):
         """The training path: the chunkwise closed form, the engine across chunks.
 
         Args:
@@ -50,6 +53,8 @@ class MatrixCell(HeadSizes, Cell):
           method: the engine's method for the scan over chunk summaries.
           resets: (B, T) bool; True at t starts a fresh state there (packed sequences).
           chunk_size: tokens per chunk (default 64); any C ≥ 1, T need not be a multiple.
+          sequence_axis: a mesh axis time is split over, as for `Cell.forward`; the chunks are cut
+            in each device's shard, so only chunk summaries cross devices.
 
         Returns:
           y (B, T, d_out) in x's dtype, and the state after the last token.
@@ -64,16 +69,22 @@ class MatrixCell(HeadSizes, Cell):
         chunk_size = self.default_chunk_size if chunk_size is None else chunk_size
         checks.positive_int("chunk_size", chunk_size)
         resets = checks.resets(resets, x.shape[:2])
+        shards.check_name(sequence_axis)
+        if sequence_axis is not None and not shards.is_bound(sequence_axis):
+            return shards.split_forward(self.forward, params, x, state, resets, inputs, sequence_axis=sequence_axis,
+                                        method=method, chunk_size=chunk_size)
         xc = x.astype(jnp.promote_types(x.dtype, jnp.float32))
         if state is None:
             state = self.initial_state((x.shape[0],), xc.dtype)
         state = self._check_state("state", state, x.shape[0])
-        y, final = self.chunked(params, xc, state, chunk_size=chunk_size, method=method, resets=resets, **inputs)
+        y, final = self.chunked(params, xc, state, chunk_size=chunk_size, method=method, resets=resets,
+                                sequence_axis=sequence_axis, **inputs)
         return y.astype(x.dtype), final
 
     def forward_materialised(self, params: dict, x, state=None, *, method: str = "auto", resets=None,
-                             chunk_size: int | None = None, **inputs):
+                             chunk_size: int | None = None, sequence_axis: str | None = None, **inputs):
         """The per-token reference: every token's state through one `lrnn.scan` (memory
         O(T·K·V) per head; `method` and `chunk_size` are the engine's). `Cell.forward` checks
         the params."""
-        return Cell.forward(self, params, x, state, method=method, resets=resets, chunk_size=chunk_size, **inputs)
+        return Cell.forward(self, params, x, state, method=method, resets=resets, chunk_size=chunk_size,
+                            sequence_axis=sequence_axis, **inputs)

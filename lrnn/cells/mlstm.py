@@ -183,7 +183,7 @@ class MLSTM(MatrixCell):
         return self._output(params, self._normalise(numerator, normaliser, m), x)
 
     # ---- training path -------------------------------------------------------------------
-    def chunked(self, params, x, state, *, chunk_size, method, resets):
+    def chunked(self, params, x, state, *, chunk_size, method, resets, sequence_axis=None):
         h = self.n_heads
         q = split_heads(linear(params, "q", x), h)
         k = split_heads(self._keys(params, x), h)
@@ -191,6 +191,7 @@ class MLSTM(MatrixCell):
         v1 = jnp.concatenate([v, jnp.ones_like(v[..., :1])], axis=-1)
         log_f, log_i = (jnp.swapaxes(g, 1, 2) for g in self.gates(params, x))  # (B, H, T)
         (numerator, m), final = stabilised_attention(q, k, v1, log_f, log_i, self.to_scan_state(state),
-                                                     chunk_size=chunk_size, method=method, resets=resets)
+                                                     chunk_size=chunk_size, method=method, resets=resets,
+                                                     sequence_axis=sequence_axis)
         h_tilde = self._normalise(numerator[..., :-1], numerator[..., -1], m)  # (B, H, T, V)
         return self._output(params, jnp.swapaxes(h_tilde, 1, 2), x), self.from_scan_state(final)

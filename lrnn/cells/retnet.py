@@ -145,17 +145,19 @@ class RetNet(MatrixCell):
         return (jax.nn.silu(x @ params["W_g"]) * normed) @ params["W_o"]
 
     # ---- the training path -------------------------------------------------------------------
-    def retention(self, params, x, state, *, chunk_size: int, method: str = "auto", resets=None):
+    def retention(self, params, x, state, *, chunk_size: int, method: str = "auto", resets=None,
+                  sequence_axis: str | None = None):
         """The retention o (B, T, H, V) (before GroupNorm) and the final state, chunkwise, for
         x (B, T, d_in) in a float32 or wider dtype and a complex state (B, H, K/2, V)."""
         q_conj, k, v = (jnp.swapaxes(a, 1, 2) for a in self._qkv(params, x))
         log_decay = jnp.broadcast_to(self.log_decay(x.dtype)[:, None, :], k.shape)
         o, final = decay_attention(q_conj, k, v, log_decay, state, chunk_size=chunk_size,
-                                   method=method, resets=resets)
+                                   method=method, resets=resets, sequence_axis=sequence_axis)
         return jnp.swapaxes(o.real, 1, 2), final
 
-    def chunked(self, params, x, state, *, chunk_size, method, resets):
-        o, final = self.retention(params, x, state, chunk_size=chunk_size, method=method, resets=resets)
+    def chunked(self, params, x, state, *, chunk_size, method, resets, sequence_axis=None):
+        o, final = self.retention(params, x, state, chunk_size=chunk_size, method=method, resets=resets,
+                                  sequence_axis=sequence_axis)
         return self.output(params, o, x), final
 
 

@@ -12,6 +12,8 @@ code), g_t = Λ̄ ⊙ g_{t+1} + B̄ x_t, and y_t = 2·Re(C̃ h_t + C̃₂ g_t) +
 causal: `step` refuses it. `forward`'s `state` (h0) starts the forward direction, the
 backward one starts from zeros at the end of the sequence (and at the end of every packed
 sequence when `resets` are given), and the returned final state is the forward direction's.
+With time split over devices (`sequence_axis`), the backward scan runs in the engine reversed
+(devices in the opposite order), and the reverse resets read the next device's first flag.
 
 Initialisation (HiPPO-N, lrnn.cells.hippo), with P = d_state, J = blocks:
     each of the J blocks of size P/J diagonalises the normal part of HiPPO-LegS of that size,
@@ -43,7 +45,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lrnn.cells import checks
+from lrnn.cells import checks, shards
 from lrnn.cells.base import Cell
 from lrnn.cells.discretize import DISCRETISATIONS
 from lrnn.cells.hippo import hippo_legs_normal_eig
@@ -152,16 +154,19 @@ class S5(Cell):
         if not self.bidirectional:
             return states, final
         if backward_resets is None and resets is not None:
-            backward_resets = self.reverse_resets(resets)
+            backward_resets = self.reverse_resets(resets, sequence_axis=options.get("sequence_axis"))
         backward, _ = super().scan(elements, backward_initial, reverse=True, resets=backward_resets, **options)
         return jnp.concatenate([states, backward], axis=-1), final
 
     @staticmethod
-    def reverse_resets(resets):
+    def reverse_resets(resets, *, sequence_axis: str | None = None):
         """Where the reverse scan starts afresh: at the last token of every packed sequence, i.e.
-        (B, T) bool True at t when a sequence starts at t + 1."""
+        (B, T) bool True at t when a sequence starts at t + 1. With time split over
+        `sequence_axis` (bound), a shard's last token reads the next device's first reset."""
         resets = jnp.asarray(resets)
-        return jnp.concatenate([resets[:, 1:], jnp.zeros_like(resets[:, :1])], axis=1)
+        after_last = (jnp.zeros_like(resets[:, :1]) if sequence_axis is None
+                      else shards.from_next(resets, 1, sequence_axis, what="S5's reverse resets"))
+        return jnp.concatenate([resets[:, 1:], after_last], axis=1)
 
     def readout(self, params, h, x):
         c_re, c_im = params["C_re"], params["C_im"]

@@ -26,6 +26,15 @@ stored state, and reads out. The reverse chunk is scanned twice, so the scan wor
 whole-sequence forward's; the memory is that of the causal stream.
 
 C must divide T (`chunk_size`); the scan inside a chunk runs with any engine method.
+
+Sequence parallelism (`sequence_axis`, time split over devices): a device's stream must start
+from the state entering its shard. A first pass over the shard's chunks composes each chunk's
+elements into one summary (O(state) kept per chunk), the devices exchange their shards'
+summaries as the engine does (`lrnn.scan.sequence_parallel.entering_and_final`), and the stream
+above runs from the state that gives (a bidirectional cell does the same for its reverse stream,
+from the right). The extra pass builds every chunk's elements once more per direction; the
+memory stays that of the stream. It needs a monoid whose elements are its leaves (expand is the
+identity: the diagonal, log-space and softmax monoids of the scan-defined cells).
 """
 
 from __future__ import annotations
@@ -36,7 +45,7 @@ from jax import lax
 
 from lrnn.cells import checks
 from lrnn.cells.registry import registered_cells
-from lrnn.scan import auto, scan
+from lrnn.scan import Monoid, Segmented, auto, scan, sequence_parallel
 
 METHOD = "streamed"
 DEFAULT_CHUNK_SIZE = 64
@@ -120,8 +129,34 @@ def _from_chunks(y):
     return y.reshape(y.shape[0], -1, *y.shape[3:])
 
 
+def _entering(cell, params, chunks, resets_key: str, start, *, reverse: bool, sequence_axis: str, inputs: dict):
+    """(the state entering this device's shard, the state after the whole sequence), in the scan's
+    processing order (`reverse`: from the right), from `start`: the shard's summary is built chunk
+    by chunk (each chunk's elements composed and dropped), then the engine's exchange of summaries
+    (`lrnn.scan.sequence_parallel.entering_and_final`). Resets enter the elements as in the engine:
+    the monoid's `forget`, or `Segmented` pairs."""
+    monoid = cell.monoid
+    if type(monoid).expand is not Monoid.expand:
+        raise ValueError(f"method='streamed' with a sequence_axis needs a monoid whose elements are its leaves; "
+                         f"{type(cell).__name__}'s {type(monoid).__name__} expands them: use an engine method")
+    segmented = chunks[resets_key] is not None and getattr(monoid, "forget", None) is None
+    summarised = Segmented(inner=monoid) if segmented else monoid
+
+    @jax.checkpoint
+    def summarise(_, chunk):
+        leaves, flags = cell.elements(params, chunk["x"], **inputs), chunk[resets_key]
+        if flags is not None:
+            leaves = (flags, leaves) if segmented else monoid.forget(leaves, flags)
+        return None, sequence_parallel.product(summarised, leaves, 1, reverse)
+
+    _, parts = lax.scan(summarise, None, chunks)  # one summary per chunk, chunks leading
+    parts = jax.tree_util.tree_map(lambda part: jnp.moveaxis(part, 0, 1), parts)  # (B, T/C, …)
+    return sequence_parallel.entering_and_final(summarised, parts, start, axis=1, reverse=reverse,
+                                                sequence_axis=sequence_axis)
+
+
 def streamed_forward(cell, params: dict, xc, initial, *, chunk_size: int, method: str = "auto", resets=None,
-                     **inputs):
+                     sequence_axis: str | None = None, **inputs):
     """(y (B, T, d_out) in xc's dtype, final scan state) of `cell`, streamed over chunks.
 
     Args:
@@ -132,6 +167,8 @@ def streamed_forward(cell, params: dict, xc, initial, *, chunk_size: int, method
       chunk_size: tokens per chunk, dividing T.
       method: the engine's method for the scan inside each chunk.
       resets: (B, T) bool or None.
+      sequence_axis: a mesh axis bound by an enclosing shard_map, time split over it (xc and
+        resets are this device's shard); the final state is the whole sequence's.
       **inputs: the cell's per-call inputs (not per token), passed to every chunk.
     """
     size = check_chunk_size(chunk_size, xc.shape[1])
@@ -141,8 +178,16 @@ def streamed_forward(cell, params: dict, xc, initial, *, chunk_size: int, method
     chunks = {"x": _by_chunk(xc, size), "resets": _by_chunk(resets, size)}
     bidirectional = cell.bidirectional
 
+    sharded = dict(params=params, chunks=chunks, sequence_axis=sequence_axis, inputs=inputs)
+    if sequence_axis is not None:
+        start, whole_final = _entering(cell, resets_key="resets", start=start, reverse=False, **sharded)
+
     if bidirectional:
-        chunks["ends"] = _by_chunk(None if resets is None else cell.reverse_resets(resets), size)
+        ends = None if resets is None else cell.reverse_resets(resets, sequence_axis=sequence_axis)
+        chunks["ends"] = _by_chunk(ends, size)
+        from_right = empty
+        if sequence_axis is not None:
+            from_right, _ = _entering(cell, resets_key="ends", start=empty, reverse=True, **sharded)
 
         @jax.checkpoint
         def fold_back(entering, chunk):
@@ -151,7 +196,7 @@ def streamed_forward(cell, params: dict, xc, initial, *, chunk_size: int, method
                               resets=chunk["ends"])
             return leaving, entering
 
-        _, chunks["from_right"] = lax.scan(fold_back, empty, chunks, reverse=True)
+        _, chunks["from_right"] = lax.scan(fold_back, from_right, chunks, reverse=True)
 
     @jax.checkpoint
     def read_chunk(entering, chunk):
@@ -161,4 +206,4 @@ def streamed_forward(cell, params: dict, xc, initial, *, chunk_size: int, method
         return leaving, cell.readout(params, cell.from_scan_state(states), chunk["x"], **inputs)
 
     final, ys = lax.scan(read_chunk, start, chunks)
-    return _from_chunks(ys), final
+    return _from_chunks(ys), (final if sequence_axis is None else whole_final)

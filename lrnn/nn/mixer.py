@@ -44,16 +44,20 @@ The cell's params are held as `RecurrentParam` where the cell labels them "recur
 
 from __future__ import annotations
 
+import functools
+import math
+
 import jax
 import jax.numpy as jnp
 from flax import nnx
+from jax.sharding import PartitionSpec
 
-from lrnn.cells import checks
+from lrnn.cells import checks, shards
 from lrnn.nn.cell_factory import build_cell
-from lrnn.nn.conv import ShortConv
+from lrnn.nn.conv import ShortConv, causal_conv
 from lrnn.nn.norms import make_norm
 from lrnn.nn.params import cell_variables, values
-from lrnn.scan import registered_methods
+from lrnn.scan import registered_methods, sequence_parallel
 
 SCAN_OPTIONS = ("method", "chunk_size")
 
@@ -101,7 +105,7 @@ class Mixer(nnx.Module):
     def __init__(self, d_model: int, cell: str, cell_options: dict | None = None, *, expand: int = 1,
                  conv_size: int | None = None, output_gate: bool = False, norm: bool = False,
                  dropout: float = 0.0, bidirectional: bool = False, scan_options: dict | None = None,
-                 param_dtype=jnp.float32, rngs: nnx.Rngs):
+                 sequence_axis: str | None = None, param_dtype=jnp.float32, rngs: nnx.Rngs):
         """
         Args:
           d_model: D, the width of the inputs and outputs.
@@ -114,6 +118,8 @@ class Mixer(nnx.Module):
           dropout: rate on the output, in [0, 1).
           bidirectional: add a second cell over the reversed sequence (not causal).
           scan_options: {"method": the engine's scan method, "chunk_size": int or None}.
+          sequence_axis: a mesh axis to split time over (sequence parallelism, see the module
+            docstring); None for none.
           param_dtype: dtype of every param (float32 by default).
           rngs: nnx.Rngs with a "params" (and for dropout a "dropout") stream.
         """
@@ -125,10 +131,12 @@ class Mixer(nnx.Module):
             checks.flag(name, value)
         check_dropout(dropout)
         scan_options = check_scan_options(scan_options)
+        shards.check_name(sequence_axis)
         d_inner = expand * d_model
         self.cell = build_cell(cell, d_inner, cell_options)
         self.d_model = d_model
         self.bidirectional = bidirectional
+        self.sequence_axis = sequence_axis
         self.param_dtype = param_dtype
         self.method, self.chunk_size = scan_options["method"], scan_options["chunk_size"]
         d_out = self.cell.d_out
@@ -156,15 +164,8 @@ class Mixer(nnx.Module):
         if mask is not None:
             mask = check_mask(mask, x.shape[:2])
         resets = segment_starts(mask) if mask is not None and not self.causal else None
-        u = self.in_proj(x)
-        u, _ = self._conv(u, None)
-        y, _ = self.cell.forward(values(self.cell_params), u, None, resets=resets, **self._scan(), **cell_inputs)
-        if self.bidirectional:
-            reverse = lambda a: jnp.flip(a, axis=1)  # noqa: E731
-            backward_resets = None if mask is None else segment_starts(reverse(mask))
-            y_b, _ = self.cell.forward(values(self.backward_cell_params), reverse(u), None, resets=backward_resets,
-                                       **self._scan(), **cell_inputs)
-            y = y + reverse(y_b)
+        backward_resets = segment_starts(jnp.flip(mask, axis=1)) if mask is not None and self.bidirectional else None
+        y, _ = self._time_mix(self.in_proj(x), None, resets, backward_resets, cell_inputs)
         out = self._readout(x, y)
         return out if self.dropout is None else self.dropout(out)
 
@@ -174,10 +175,8 @@ class Mixer(nnx.Module):
         self._require_causal("prefill")
         x = checks.sequence(x, self.d_model)
         cache = self.init_cache(x.shape[0]) if cache is None else self._check_cache(cache)
-        u = self.in_proj(x)
-        u, conv_cache = self._conv(u, cache.get("conv"))
-        y, state = self.cell.forward(values(self.cell_params), u, cache["state"], **self._scan(), **cell_inputs)
-        return self._readout(x, y), self._cache(state, conv_cache)
+        y, cache = self._time_mix(self.in_proj(x), cache, None, None, cell_inputs)
+        return self._readout(x, y), cache
 
     # ---- step-wise path ------------------------------------------------------------------
     def init_cache(self, batch: int) -> dict:
@@ -203,11 +202,58 @@ class Mixer(nnx.Module):
         return self._readout(x_t, y_t), self._cache(state, conv_cache)
 
     # ---- parts ---------------------------------------------------------------------------
-    def _conv(self, u, conv_cache):
-        if self.conv is None:
-            return u, None
-        u, conv_cache = self.conv.prefill(u, conv_cache)
-        return jax.nn.silu(u), conv_cache
+    def _time_mix(self, u, cache, resets, backward_resets, cell_inputs):
+        """(y (B, T, O), the cache after the last token or None): what mixes along time, the conv
+        (+ SiLU) and the cell(s), for the in-projected u (B, T, E) from `cache` (None: zeros, and no
+        cache back). Under `sequence_axis` it runs in `jax.shard_map` (see `_shard_map`)."""
+        if cache is not None and self.conv is not None:
+            cache = {**cache, "conv": self.conv.check_cache(cache["conv"], u.shape[0])}
+        arrays = {"cell": values(self.cell_params), "inputs": cell_inputs,
+                  "backward": None if self.backward_cell_params is None else values(self.backward_cell_params),
+                  "conv": None if self.conv is None else (self.conv.kernel[...],
+                                                          None if self.conv.bias is None else self.conv.bias[...])}
+        sharded = {"u": u, "resets": resets, "backward_resets": backward_resets}
+        run = functools.partial(self._mix, sequence_axis=self.sequence_axis)
+        if self.sequence_axis is None or shards.is_bound(self.sequence_axis):
+            return run(arrays, sharded, cache)
+        return self._shard_map(run, arrays, sharded, cache)
+
+    def _mix(self, arrays, sharded, cache, *, sequence_axis):
+        """`_time_mix`'s body on arrays: the whole sequence, or this device's shard of it."""
+        u, cell_inputs = sharded["u"], arrays["inputs"]
+        state = None if cache is None else cache["state"]
+        conv_cache = None
+        if arrays["conv"] is not None:
+            u, conv_cache = causal_conv(u, *arrays["conv"], None if cache is None else cache["conv"],
+                                        sequence_axis=sequence_axis)
+            u = jax.nn.silu(u)
+        options = dict(**self._scan(), sequence_axis=sequence_axis, **cell_inputs)
+        y, state = self.cell.forward(arrays["cell"], u, state, resets=sharded["resets"], **options)
+        if self.bidirectional:  # the whole sequence reversed: across devices too (shards.reverse_time)
+            reverse = functools.partial(shards.reverse_time, sequence_axis=sequence_axis)
+            y_b, _ = self.cell.forward(arrays["backward"], reverse(u), None, resets=sharded["backward_resets"],
+                                       **options)
+            y = y + reverse(y_b)
+        return y, (None if cache is None else self._cache(state, conv_cache))
+
+    def _shard_map(self, run, arrays, sharded, cache):
+        """run(arrays, sharded, cache) under `jax.shard_map` over the current mesh: the (B, T, …)
+        arrays of `sharded` split with PartitionSpec(<the mesh's other axes>, sequence_axis), the
+        cache's (B, …) arrays over the other axes, params and cell inputs replicated."""
+        axis, (batch, length) = self.sequence_axis, sharded["u"].shape[:2]
+        mesh = jax.sharding.get_abstract_mesh()
+        others = tuple(name for name in mesh.axis_names if name != axis)
+        sequence_parallel.check_outside(axis, length, argument="the mixer's input x")
+        ways = math.prod(mesh.shape[name] for name in others)
+        if batch % ways:
+            raise ValueError(f"the batch {batch} must be divisible by the {ways} devices of the mesh's other axes "
+                             f"{others} it is split over (sequence_axis={axis!r} splits time)")
+        batch_spec = others or None
+        time_split, batch_split = PartitionSpec(batch_spec, axis), PartitionSpec(batch_spec)
+        cache_spec = None if cache is None else batch_split
+        mapped = jax.shard_map(run, in_specs=(PartitionSpec(), time_split, cache_spec),
+                               out_specs=(time_split, cache_spec), check_vma=False)
+        return mapped(arrays, sharded, cache)
 
     def _readout(self, x, y):
         """norm, gate and out-projection on the cell's output y (…, O) for mixer inputs x (…, D)."""

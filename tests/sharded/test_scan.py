@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 from jax.sharding import AxisType, PartitionSpec
 
+import pallas_kernels  # noqa: F401 - registers method="pallas"
 from lrnn.scan import DiagonalMonoid, scan
 from tests.helpers import seed_of
 from tests.scan import monoid_for
@@ -78,6 +79,20 @@ def test_every_method_scans_its_shard(case_name, method):
     *_, expected_outputs, expected_gradient = problem(case_name, "h0-rev-resets")
     outputs, grads = sharded_values_and_gradient(case_name, "h0-rev-resets", 4, method=method)
     chex.assert_trees_all_close((outputs, grads), (expected_outputs, expected_gradient), **TOL)
+
+
+def test_pallas_kernel_scans_its_shard_in_float32():
+    """method="pallas" (the diagonal kernel, interpret mode on CPU) computes in float32."""
+    leaves, h0, flags, cotangents, expected_outputs, expected_gradient = problem("diagonal", "h0-rev-resets")
+    leaves, h0 = jax.tree_util.tree_map(lambda x: jnp.asarray(x, jnp.float32), (leaves, h0))
+
+    def forward(leaves, h0):
+        return scan(DiagonalMonoid(), leaves, initial=h0, resets=flags, reverse=True, method="pallas",
+                    sequence_axis="seq")
+
+    with jax.set_mesh(seq_mesh(4)):
+        outputs, grads = jax.jit(lambda l, h: (forward(l, h), gradient(forward, l, h, cotangents)))(leaves, h0)
+    chex.assert_trees_all_close((outputs, grads), (expected_outputs, expected_gradient), rtol=1e-5, atol=1e-5)
 
 
 def test_one_step_per_device():

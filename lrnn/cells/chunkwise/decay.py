@@ -65,7 +65,8 @@ def intra_chunk_scores(q: jax.Array, k: jax.Array, b: jax.Array) -> jax.Array:
     return blocks[..., 0, :size, :size]
 
 
-def decay_attention(q, k, v, log_decay, initial, *, chunk_size: int, method: str = "auto", resets=None):
+def decay_attention(q, k, v, log_decay, initial, *, chunk_size: int, method: str = "auto", resets=None,
+                    sequence_axis: str | None = None):
     """Chunkwise o_t = S_tᵀ q_t with S_t = Diag(e^{log_decay_t}) S_{t−1} + k_t v_tᵀ.
 
     Args:
@@ -76,6 +77,9 @@ def decay_attention(q, k, v, log_decay, initial, *, chunk_size: int, method: str
       method: the engine's method for the scan across chunks, or "pallas" for the Pallas
         kernel (real inputs, no resets); "auto" picks the kernel where it measured faster.
       resets: (B, T) bool or None; True at t starts from a zero state there.
+      sequence_axis: a mesh axis bound by an enclosing `jax.shard_map`, time split over it: the
+        inputs are this device's shard (chunks are cut in it) and the chunk summaries cross devices
+        in the engine's scan; the final state is the whole sequence's. No kernel runs then.
 
     Returns:
       o (B, H, T, V) and the final state (B, H, K, V).
@@ -83,7 +87,8 @@ def decay_attention(q, k, v, log_decay, initial, *, chunk_size: int, method: str
     inputs.attention(q, k, v, initial, chunk_size, log_decay=(log_decay, "(B, H, T, K)"))
     length = q.shape[2]
     kernel = kernels.select("decay_attention", method, length=length, lanes=q.shape[0] * q.shape[1] * q.shape[3]
-                            * v.shape[3], resets=resets, arrays=(q, k, v, log_decay, initial))
+                            * v.shape[3], resets=resets, sharded=sequence_axis is not None,
+                            arrays=(q, k, v, log_decay, initial))
     if kernel is not None:
         return kernel(q, k, v, log_decay, initial, chunk_size=chunk_size)
     q, k, v, log_decay = (tiles.tile(x, chunk_size) for x in (q, k, v, log_decay))
@@ -102,7 +107,8 @@ def decay_attention(q, k, v, log_decay, initial, *, chunk_size: int, method: str
         decay = jnp.where(segments.whole[..., None], decay, 0)
     update = jnp.einsum("...ck,...cv->...kv", k_leaving, v)
 
-    after, final = scan(MatrixDecayMonoid(), (decay, update), axis=2, initial=initial, method=method)
-    states = tiles.entering(initial.astype(after.dtype), after)
+    after, final = scan(MatrixDecayMonoid(), (decay, update), axis=2, initial=initial, method=method,
+                        sequence_axis=sequence_axis)
+    states = tiles.entering(initial.astype(after.dtype), after, sequence_axis)
     o = scores @ v + q_entering @ states
     return tiles.untile(o, length), final

@@ -54,7 +54,8 @@ def unit_lower_inverse(a: jax.Array) -> jax.Array:
     return inverse[..., 0, :size, :size]
 
 
-def delta_rule(q, k, v, beta, initial, *, log_decay=None, chunk_size: int, method: str = "auto", resets=None):
+def delta_rule(q, k, v, beta, initial, *, log_decay=None, chunk_size: int, method: str = "auto", resets=None,
+               sequence_axis: str | None = None):
     """Chunkwise o_t = S_tᵀ q_t with S_t = α_t (I − β_t k_t k_tᵀ) S_{t−1} + β_t k_t v_tᵀ.
 
     Args:
@@ -65,6 +66,7 @@ def delta_rule(q, k, v, beta, initial, *, log_decay=None, chunk_size: int, metho
       method: the engine's method for the scan across chunks, or "pallas" for the Pallas
         kernel (no resets); "auto" picks the kernel where it measured faster.
       resets: (B, T) bool or None; True at t starts from a zero state there.
+      sequence_axis: as for `decay_attention` (time split over a bound mesh axis).
 
     Returns:
       o (B, H, T, V) and the final state (B, H, K, V).
@@ -72,7 +74,8 @@ def delta_rule(q, k, v, beta, initial, *, log_decay=None, chunk_size: int, metho
     inputs.attention(q, k, v, initial, chunk_size, beta=(beta, "(B, H, T)"), log_decay=(log_decay, "(B, H, T)"))
     length = q.shape[2]
     kernel = kernels.select("delta_rule", method, length=length, lanes=q.shape[0] * q.shape[1] * q.shape[3]
-                            * v.shape[3], resets=resets, arrays=(q, k, v, beta, log_decay, initial))
+                            * v.shape[3], resets=resets, sharded=sequence_axis is not None,
+                            arrays=(q, k, v, beta, log_decay, initial))
     if kernel is not None:
         return kernel(q, k, v, beta, initial, log_decay=log_decay, chunk_size=chunk_size)
     if log_decay is None:
@@ -104,9 +107,10 @@ def delta_rule(q, k, v, beta, initial, *, log_decay=None, chunk_size: int, metho
     k_leaving = jnp.swapaxes(leave[..., None] * k, -1, -2)  # K̃ᵀ (B, H, N, K, C)
     eye = jnp.eye(k.shape[-1], dtype=k.dtype)
     transition = carry[..., None, None] * eye - k_leaving @ w
-    after, final = scan(DenseMonoid(), (transition, k_leaving @ u), axis=2, initial=initial, method=method)
+    after, final = scan(DenseMonoid(), (transition, k_leaving @ u), axis=2, initial=initial, method=method,
+                        sequence_axis=sequence_axis)
 
-    states = tiles.entering(initial.astype(after.dtype), after)
+    states = tiles.entering(initial.astype(after.dtype), after, sequence_axis)
     deltas = u - w @ states
     o = entry[..., None] * (q @ states) + ((q @ jnp.swapaxes(k, -1, -2)) * gamma) @ deltas
     return tiles.untile(o, length), final

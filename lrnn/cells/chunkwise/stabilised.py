@@ -26,7 +26,7 @@ from lrnn.scan.stabilised import lowest
 
 
 def stabilised_attention(q, k, v, log_forget, log_input, initial, *, chunk_size: int, method: str = "auto",
-                         resets=None):
+                         resets=None, sequence_axis: str | None = None):
     """Chunkwise (C̃_tᵀ q_t, m_t) of the max-stabilised mLSTM recurrence.
 
     Args:
@@ -34,7 +34,7 @@ def stabilised_attention(q, k, v, log_forget, log_input, initial, *, chunk_size:
       log_forget: (B, H, T) log f_t ≤ 0; log_input: (B, H, T) the input gate's pre-activation ĩ_t.
       initial: (m (B, H), C̃ (B, H, K, V)), the state before the first token; m = −∞ for
         a zero state.
-      chunk_size, method, resets: as for `decay_attention`.
+      chunk_size, method, resets, sequence_axis: as for `decay_attention`.
 
     Returns:
       (numerator (B, H, T, V), m (B, H, T)) and the final state (m, C̃).
@@ -62,8 +62,9 @@ def stabilised_attention(q, k, v, log_forget, log_input, initial, *, chunk_size:
     update = jnp.einsum("...c,...ck,...cv->...kv", jnp.exp(leaving - w[..., None]), k, v)
 
     m0, c0 = initial
-    after, final = scan(StabilisedDecayMonoid(), (carry, w, update), axis=2, initial=(m0, c0), method=method)
-    m_in, c_in = tiles.entering((m0.astype(after[0].dtype), c0.astype(after[1].dtype)), after)
+    after, final = scan(StabilisedDecayMonoid(), (carry, w, update), axis=2, initial=(m0, c0), method=method,
+                        sequence_axis=sequence_axis)
+    m_in, c_in = tiles.entering((m0.astype(after[0].dtype), c0.astype(after[1].dtype)), after, sequence_axis)
 
     from_state = b + m_in[..., None]
     if segments is not None:

@@ -15,6 +15,8 @@ import math
 import jax
 import jax.numpy as jnp
 
+from lrnn.cells import shards
+
 
 def count(length: int, size: int) -> int:
     """The number of chunks of `size` covering `length` tokens."""
@@ -42,11 +44,17 @@ def causal(size: int, *, strict: bool = False) -> jax.Array:
     return jnp.tril(jnp.ones((size, size), bool), -1 if strict else 0)
 
 
-def entering(initial, after):
+def entering(initial, after, sequence_axis: str | None = None):
     """The state entering each chunk, (B, H, N, ...): `initial`, then the state after each
-    chunk but the last (trees of arrays alike)."""
-    return jax.tree_util.tree_map(
-        lambda h0, s: jnp.concatenate([h0[:, :, None], s[:, :, :-1]], axis=2), initial, after)
+    chunk but the last (trees of arrays alike). With time split over `sequence_axis` (bound),
+    a device's first chunk is entered by the state after the previous device's last chunk
+    (device 0's by `initial`)."""
+    def each(h0, s):
+        first = h0[:, :, None]
+        if sequence_axis is not None:
+            first = shards.from_previous(s, 1, sequence_axis, first=first, axis=2)
+        return jnp.concatenate([first, s[:, :, :-1]], axis=2)
+    return jax.tree_util.tree_map(each, initial, after)
 
 
 @dataclasses.dataclass(frozen=True)
