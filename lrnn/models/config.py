@@ -40,6 +40,10 @@ class ModelConfig:
       pooling: how a classifier pools over time, "mean", "last" or "max".
       scan_method: the engine's scan method for the cells' parallel path.
       chunk_size: the scan's chunk size (None: the cell's default).
+      sequence_axis: a mesh axis to split time over (sequence parallelism): every mixer runs its
+        short conv and cell under `jax.shard_map` over the mesh the caller sets with
+        `jax.set_mesh(mesh)`, time split over this axis and the batch over the mesh's other axes
+        (`lrnn.nn.mixer`); None for none. The params are the same either way.
     """
 
     cell: str = "deltanet"
@@ -58,6 +62,7 @@ class ModelConfig:
     pooling: str = "mean"
     scan_method: str = "auto"
     chunk_size: int | None = None
+    sequence_axis: str | None = None
 
     def __post_init__(self):
         if self.cell_options is None:  # as build_cell reads it (and the CLI's model.cell_options=none)
@@ -75,6 +80,9 @@ class ModelConfig:
         check_dropout(self.dropout)
         checks.one_of("pooling", self.pooling, POOLINGS)
         check_scan_options(self.scan_options)
+        if self.sequence_axis is not None and not isinstance(self.sequence_axis, str):
+            raise ValueError(f"sequence_axis must be None or the name of a mesh axis (a str), "
+                             f"got {self.sequence_axis!r}")
         build_cell(self.cell, self.d_inner, self.cell_options)
 
     @property
@@ -98,4 +106,5 @@ class ModelConfig:
         return dict(d_model=self.d_model, cell=self.cell, cell_options=dict(self.cell_options), expand=self.expand,
                     conv_size=self.conv_size, output_gate=self.output_gate, mixer_norm=self.mixer_norm,
                     norm=self.norm, ffn=self.ffn, ffn_ratio=self.ffn_ratio, dropout=self.dropout,
-                    bidirectional=self.bidirectional, scan_options=self.scan_options)
+                    bidirectional=self.bidirectional, scan_options=self.scan_options,
+                    sequence_axis=self.sequence_axis)

@@ -9,6 +9,8 @@ Norm is "rmsnorm" or "layernorm" (lrnn.nn.norms). The block has the mixer's path
 (parallel, dropout unless in eval mode), `prefill` (parallel, returns the cache), `init_cache`
 and `step` (one token); its cache is the mixer's (the norms and the FFN act per position and
 keep nothing). Extra per-call cell inputs (HGRN's `lower_bound`) pass through to the mixer.
+With `sequence_axis`, only the mixer's time mixing runs under shard_map (time split over that
+mesh axis); the norms, the FFN and the residuals act per position on the global arrays.
 """
 
 from __future__ import annotations
@@ -29,12 +31,12 @@ class Block(nnx.Module):
     def __init__(self, d_model: int, cell: str, cell_options: dict | None = None, *, expand: int = 1,
                  conv_size: int | None = None, output_gate: bool = False, mixer_norm: bool = False,
                  norm: str = "rmsnorm", ffn: str | None = "glu", ffn_ratio: float = 2.0, dropout: float = 0.0,
-                 bidirectional: bool = False, scan_options: dict | None = None, param_dtype=jnp.float32,
-                 rngs: nnx.Rngs):
+                 bidirectional: bool = False, scan_options: dict | None = None, sequence_axis: str | None = None,
+                 param_dtype=jnp.float32, rngs: nnx.Rngs):
         """
         Args:
           d_model, cell, cell_options, expand, conv_size, output_gate, bidirectional,
-            scan_options, param_dtype: as `Mixer`'s (mixer_norm is its `norm`).
+            scan_options, sequence_axis, param_dtype: as `Mixer`'s (mixer_norm is its `norm`).
           norm: the pre-norms' kind, "rmsnorm" or "layernorm".
           ffn: "mlp", "glu" or None (no channel mixer).
           ffn_ratio: the FFN's hidden width over d_model.
@@ -49,7 +51,7 @@ class Block(nnx.Module):
         self.pre_mixer_norm = make_norm(norm, d_model, param_dtype=param_dtype, rngs=rngs)
         self.mixer = Mixer(d_model, cell, cell_options, expand=expand, conv_size=conv_size, output_gate=output_gate,
                            norm=mixer_norm, dropout=dropout, bidirectional=bidirectional, scan_options=scan_options,
-                           param_dtype=param_dtype, rngs=rngs)
+                           sequence_axis=sequence_axis, param_dtype=param_dtype, rngs=rngs)
         if ffn is None:
             self.pre_ffn_norm = self.ffn = None
         else:
