@@ -124,10 +124,11 @@ class Trainer:
                                        self.mesh)
         except ValueError as error:
             raise ConfigError(str(error)) from None
-        model_config = config.model
+        # with time split over "seq", every mixer scans its shard of time inside shard_map
+        self.model_config = config.model
         if self.mesh.shape[parallel.SEQ] > 1:
-            model_config = dataclasses.replace(model_config, sequence_axis=parallel.SEQ)
-        model = build_model(self.task.kind, model_config, vocab_size=self.task.vocab_size,
+            self.model_config = dataclasses.replace(config.model, sequence_axis=parallel.SEQ)
+        model = build_model(self.task.kind, self.model_config, vocab_size=self.task.vocab_size,
                             n_features=self.task.n_features, n_classes=self.task.n_classes,
                             rngs=nnx.Rngs(config.train.seed))
         self.graphdef, params, rest = nnx.split(model, nnx.Param, ...)
