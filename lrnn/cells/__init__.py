@@ -9,8 +9,10 @@ Each cell is a frozen dataclass of hyperparameters (sizes included) with pure fu
     labels = cell.param_labels(params)                                # recurrent / regular
 
 `forward(..., method="streamed")` runs a scan-defined cell chunk by chunk without per-token
-states (`streamed`). Matrix-state cells (`MatrixCell`: RetNet, GLA, HGRN2, GateLoop, mLSTM,
-Mamba-2, the DeltaNet family) train chunkwise through `lrnn.cells.chunkwise` and keep the per-token scan as `forward_materialised`.
+states (`streamed`). `forward(..., sequence_axis="seq")` splits time over a mesh axis (sequence
+parallelism; `shards` holds the exchanges besides the engine's). Matrix-state cells (`MatrixCell`:
+RetNet, GLA, HGRN2, GateLoop, mLSTM, Mamba-2, the DeltaNet family) train chunkwise through
+`lrnn.cells.chunkwise` and keep the per-token scan as `forward_materialised`.
 See `base` and `matrix` for the contract and each module for its paper's equations. Every cell
 registered below is run by the contract suite in tests/cells against a float64 loop of its
 equations.

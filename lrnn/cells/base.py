@@ -8,7 +8,7 @@ A cell says what its recurrence elements are, e.g. for a diagonal state
 (in general: the leaves of its `monoid` for every token), and inherits from `Cell`:
 
     init(key) -> params                                            the paper's init
-    forward(params, x, state=None, *, method, resets, chunk_size) -> (y, final_state)
+    forward(params, x, state=None, *, method, resets, chunk_size, sequence_axis) -> (y, final_state)
     step(params, state, x_t) -> (y_t, new_state)                   one token, O(state) memory
     initial_state(batch_shape, dtype) -> state                     zeros
     param_labels(params) -> {"name": "recurrent" | "regular"}      for optax.multi_transform

@@ -37,6 +37,19 @@ time forward and 0.91–1.17× forward+backward (0.85–1.25× over three runs):
 across sizes by more than the machine's noise, and a time-major model would add transposes at
 its edges, so the mixer hands the engine batch-first elements.
 
+Sequence parallelism (`sequence_axis`, the name of a mesh axis): the time mixing, the short conv
+and the cell(s), runs under `jax.shard_map` over the mesh the caller sets (`jax.set_mesh`), the
+(B, T, …) activations split as PartitionSpec(<the mesh's other axes>, sequence_axis) (time over
+that axis, the batch over the rest), the params replicated; the projections, norms and gate act
+per token on the global arrays, which GSPMD shards. Inside, the conv receives the conv_size − 1
+inputs before its shard from the previous device and the cell exchanges its shard summaries
+(`lrnn.cells.shards`, `lrnn.scan.sequence_parallel`). The backward direction of a bidirectional
+mixer reverses the whole sequence: each device flips its shard and swaps it with device
+P − 1 − p (`shards.reverse_time`; a flip alone would keep the devices in order). Either way the
+cell runs its own forward (any cell, no reverse form needed), at the cost of sending u and y_b
+across once each. `prefill` splits the same way and returns the whole sequence's cache; `step`
+and `init_cache` are per token and unchanged.
+
 The cell's params are held as `RecurrentParam` where the cell labels them "recurrent" and as
 `nnx.Param` otherwise (`lrnn.nn.params`). Extra per-call inputs of the cell (HGRN's
 `lower_bound`) pass through as keyword arguments to every path.
