@@ -30,11 +30,10 @@ C must divide T (`chunk_size`); the scan inside a chunk runs with any engine met
 Sequence parallelism (`sequence_axis`, time split over devices): a device's stream must start
 from the state entering its shard. A first pass over the shard's chunks composes each chunk's
 elements into one summary (O(state) kept per chunk), the devices exchange their shards'
-summaries as the engine does (`lrnn.scan.sequence_parallel.entering_and_final`), and the stream
+summaries as the engine does (`lrnn.scan.sequence_parallel.exchange`), and the stream
 above runs from the state that gives (a bidirectional cell does the same for its reverse stream,
 from the right). The extra pass builds every chunk's elements once more per direction; the
-memory stays that of the stream. It needs a monoid whose elements are its leaves (expand is the
-identity: the diagonal, log-space and softmax monoids of the scan-defined cells).
+memory stays that of the stream.
 """
 
 from __future__ import annotations
@@ -45,7 +44,7 @@ from jax import lax
 
 from lrnn.cells import checks
 from lrnn.cells.registry import registered_cells
-from lrnn.scan import Monoid, Segmented, auto, scan, sequence_parallel
+from lrnn.scan import Segmented, auto, scan, sequence_parallel
 
 METHOD = "streamed"
 DEFAULT_CHUNK_SIZE = 64
@@ -133,12 +132,9 @@ def _entering(cell, params, chunks, resets_key: str, start, *, reverse: bool, se
     """(the state entering this device's shard, the state after the whole sequence), in the scan's
     processing order (`reverse`: from the right), from `start`: the shard's summary is built chunk
     by chunk (each chunk's elements composed and dropped), then the engine's exchange of summaries
-    (`lrnn.scan.sequence_parallel.entering_and_final`). Resets enter the elements as in the engine:
+    (`lrnn.scan.sequence_parallel.exchange`). Resets enter the elements as in the engine:
     the monoid's `forget`, or `Segmented` pairs."""
     monoid = cell.monoid
-    if type(monoid).expand is not Monoid.expand:
-        raise ValueError(f"method='streamed' with a sequence_axis needs a monoid whose elements are its leaves; "
-                         f"{type(cell).__name__}'s {type(monoid).__name__} expands them: use an engine method")
     segmented = chunks[resets_key] is not None and getattr(monoid, "forget", None) is None
     summarised = Segmented(inner=monoid) if segmented else monoid
 
@@ -150,9 +146,8 @@ def _entering(cell, params, chunks, resets_key: str, start, *, reverse: bool, se
         return None, sequence_parallel.product(summarised, leaves, 1, reverse)
 
     _, parts = lax.scan(summarise, None, chunks)  # one summary per chunk, chunks leading
-    parts = jax.tree_util.tree_map(lambda part: jnp.moveaxis(part, 0, 1), parts)  # (B, T/C, …)
-    return sequence_parallel.entering_and_final(summarised, parts, start, axis=1, reverse=reverse,
-                                                sequence_axis=sequence_axis)
+    summary = sequence_parallel.compose_all(summarised, parts, 0, reverse)
+    return sequence_parallel.exchange(summarised, summary, start, reverse=reverse, sequence_axis=sequence_axis)
 
 
 def streamed_forward(cell, params: dict, xc, initial, *, chunk_size: int, method: str = "auto", resets=None,

@@ -71,10 +71,14 @@ def shard_locally(run, leaves, initial, resets, *, axis: int, sequence_axis: str
 
 
 def product(monoid, leaves, axis: int, reverse: bool):
-    """The element of a whole shard (time removed): its expanded elements composed in processing order,
+    """The element of a whole shard (time removed): its leaves, expanded, composed in processing order."""
+    return compose_all(monoid, monoid.expand(leaves), axis, reverse)
+
+
+def compose_all(monoid, elements, axis: int, reverse: bool):
+    """e_{n−1} ∘ … ∘ e_0 of `elements` along `axis` (e_0 ∘ … ∘ e_{n−1} if `reverse`), time removed,
     by pairwise halving (log₂ n rounds, n − 1 combines)."""
     compose = (lambda first, then: monoid.combine(then, first)) if reverse else monoid.combine
-    elements = monoid.expand(leaves)
     leftovers = []
     while (n := timeaxis.length(elements, axis)) > 1:
         if n % 2:
@@ -91,7 +95,13 @@ def product(monoid, leaves, axis: int, reverse: bool):
 def entering_and_final(monoid, leaves, start, *, axis: int, reverse: bool, sequence_axis: str):
     """(the state entering this device's shard, the state after the whole sequence), from `start`,
     the state before the sequence's first processed step."""
-    summaries = lax.all_gather(product(monoid, leaves, axis, reverse), sequence_axis)
+    return exchange(monoid, product(monoid, leaves, axis, reverse), start, reverse=reverse,
+                    sequence_axis=sequence_axis)
+
+
+def exchange(monoid, summary, start, *, reverse: bool, sequence_axis: str):
+    """`entering_and_final` from this device's shard summary (an element, time removed)."""
+    summaries = lax.all_gather(summary, sequence_axis)
     devices, me = lax.axis_size(sequence_axis), lax.axis_index(sequence_axis)
     prefix = monoid.lift(start)
     entering = monoid.state_of(prefix)
