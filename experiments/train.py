@@ -6,7 +6,9 @@
     python experiments/train.py --config ... --resume              # continue the latest checkpoint
 
 Overrides are `section.key=value` (sections model, task, optim, train; see
-experiments/training/config.py). Data parallel over every local device; on several hosts run
+experiments/training/config.py). Data parallel over every device by default; `train.mesh.data=N
+train.mesh.seq=M` splits time over M devices too (sequence parallelism) and shards parameters and
+optimizer state over the N of "data" (experiments/training/parallel.py). On several hosts run
 the same command on each after setting the usual JAX distributed environment and pass
 `--distributed` (calls `jax.distributed.initialize()`). Prints the accuracy-vs-length table at
 the end; everything else is in train.out_dir.
