@@ -71,8 +71,37 @@ def shard_locally(run, leaves, initial, resets, *, axis: int, sequence_axis: str
 
 
 def product(monoid, leaves, axis: int, reverse: bool):
-    """The element of a whole shard (time removed): its leaves, expanded, composed in processing order."""
-    return compose_all(monoid, monoid.expand(leaves), axis, reverse)
+    """The element of a whole shard (time removed): its leaves, expanded, composed in processing order.
+
+    A monoid whose elements outgrow its leaves (identity-minus-rank-one: K×K transitions from
+    K-vectors) is composed EXPAND_BLOCK steps at a time, so no more than a block is ever expanded.
+    """
+    length = timeaxis.length(leaves, axis)
+    if length <= EXPAND_BLOCK or not _expands(monoid, leaves, axis):
+        return compose_all(monoid, monoid.expand(leaves), axis, reverse)
+    whole = length - length % EXPAND_BLOCK
+    blocks = timeaxis.split(timeaxis.take(leaves, 0, whole, axis), EXPAND_BLOCK, axis)
+    blocks = tree_map(lambda x: jnp.moveaxis(x, axis, 0), blocks)  # (blocks, …, EXPAND_BLOCK, …)
+
+    def compose_block(composed, block):
+        return monoid.combine(composed, compose_all(monoid, monoid.expand(block), axis, reverse)), None
+
+    identity = monoid.expand(monoid.identity(timeaxis.at(leaves, 0, axis)))
+    composed, _ = lax.scan(compose_block, identity, blocks, reverse=reverse)
+    if whole == length:
+        return composed
+    tail = compose_all(monoid, monoid.expand(timeaxis.take(leaves, whole, length, axis)), axis, reverse)
+    return monoid.combine(tail, composed) if reverse else monoid.combine(composed, tail)
+
+
+EXPAND_BLOCK = 64
+
+
+def _expands(monoid, leaves, axis: int) -> bool:
+    """Whether one step's element holds more numbers than its leaf."""
+    size = lambda tree: sum(x.size for x in jax.tree_util.tree_leaves(tree))  # noqa: E731
+    leaf = jax.eval_shape(lambda l: timeaxis.at(l, 0, axis), leaves)
+    return size(jax.eval_shape(monoid.expand, leaf)) > size(leaf)
 
 
 def compose_all(monoid, elements, axis: int, reverse: bool):

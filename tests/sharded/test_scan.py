@@ -19,7 +19,7 @@ import pytest
 from jax.sharding import AxisType, PartitionSpec
 
 import pallas_kernels  # noqa: F401 - registers method="pallas"
-from lrnn.scan import DiagonalMonoid, scan
+from lrnn.scan import DiagonalMonoid, scan, sequence_parallel
 from tests.helpers import seed_of
 from tests.scan import monoid_for
 from tests.scan.test_gradients import gradient, random_like
@@ -93,6 +93,16 @@ def test_pallas_kernel_scans_its_shard_in_float32():
     with jax.set_mesh(seq_mesh(4)):
         outputs, grads = jax.jit(lambda l, h: (forward(l, h), gradient(forward, l, h, cotangents)))(leaves, h0)
     chex.assert_trees_all_close((outputs, grads), (expected_outputs, expected_gradient), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("option", ["h0-resets", "h0-rev-resets"])
+def test_expanding_elements_are_composed_block_by_block(option):
+    """Identity-minus-rank-one leaves expand to K×K transitions: a shard longer than
+    sequence_parallel.EXPAND_BLOCK composes them a block at a time (whole blocks and a remainder)."""
+    length = 2 * (2 * sequence_parallel.EXPAND_BLOCK + 5)
+    *_, expected_outputs, expected_gradient = problem("rank_one", option, length)
+    outputs, grads = sharded_values_and_gradient("rank_one", option, 2, length=length)
+    chex.assert_trees_all_close((outputs, grads), (expected_outputs, expected_gradient), **TOL)
 
 
 def test_one_step_per_device():
