@@ -12,7 +12,7 @@ Workloads, each one layer of a real cell, B = 1, inputs x (B, T, d_in) float32:
   lru        LRU (d_in = d_state = 32): a complex diagonal state, DiagonalMonoid
   gla        GLA (d_in = 32, 2 heads, K = V = 16): MatrixDecayMonoid, per-key decay
   deltanet   DeltaNet (d_in = 32, 2 heads, K = V = 16): IdentityMinusRankOneMonoid, expanded by
-             the engine to dense K×K transitions
+             the associative method and by the shard summary to dense K×K transitions
 
 each run per token through the engine: `cell.elements(params, x)`, one
 `lrnn.scan.scan(cell.monoid, …, method=--method, sequence_axis="seq")`, `cell.readout` — the
@@ -463,16 +463,12 @@ def findings(records: list[dict]) -> str:
                          + ", ".join(f"{x / MIB:.1f} MiB at M = {m}" for m, x in excess) + ")")
         lines.append(f"* Temp memory at M = {top} as a fraction of M = 1 (1/M = {1 / top:.3f}): " + "; ".join(cells)
                      + ".")
-    lines.append("* Where temp does not fall 1/M, the cause is the summary itself: for M > 1 each device first "
-                 "composes its shard's elements into one (`sequence_parallel.product`: `monoid.expand`, then "
-                 "pairwise halving), which the plain M = 1 scan never does. Per token, that is one expanded "
-                 "element per token of the shard: for DeltaNet the dense K×K transitions I − βkkᵀ (as large as "
-                 "the K×V states, while the sequential scan at M = 1 applies them in O(K·V) without building "
-                 "them), so its temp barely falls from M = 1 to M = 2 and then falls 1/M from there, about twice "
-                 "the 1/M line. GLA's and LRU's elements need no expansion: their excess (the halving tree's "
-                 "intermediates and, in the backward, their residuals) is smaller, per workload above. The "
-                 "chunkwise forms compose one element per 64-token chunk, so their excess is negligible and temp "
-                 "falls 1/M.")
+    lines.append("* Where temp does not fall exactly 1/M, the excess is the shard summary's (`sequence_parallel.product`), "
+                 "which the plain M = 1 scan never computes: the pairwise-halving tree's intermediates (GLA per token: "
+                 "matrix elements) and, in the backward, the cotangents of the leaves it reads (DeltaNet per token, "
+                 "whose identity-minus-rank-one elements it expands to dense K×K only 64 steps at a time). That "
+                 "excess itself shrinks with M (per workload above). The chunkwise forms compose one element per "
+                 "64-token chunk, so theirs is negligible and temp falls 1/M.")
     return "What it shows:\n\n" + "\n".join(lines)
 
 

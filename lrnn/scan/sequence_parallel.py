@@ -80,14 +80,18 @@ def product(monoid, leaves, axis: int, reverse: bool):
     if length <= EXPAND_BLOCK or not _expands(monoid, leaves, axis):
         return compose_all(monoid, monoid.expand(leaves), axis, reverse)
     whole = length - length % EXPAND_BLOCK
-    blocks = timeaxis.split(timeaxis.take(leaves, 0, whole, axis), EXPAND_BLOCK, axis)
-    blocks = tree_map(lambda x: jnp.moveaxis(x, axis, 0), blocks)  # (blocks, …, EXPAND_BLOCK, …)
 
-    def compose_block(composed, block):
-        return monoid.combine(composed, compose_all(monoid, monoid.expand(block), axis, reverse)), None
+    @jax.checkpoint  # the backward keeps one element per block, not the block's expanded elements
+    def compose_block(i, composed):
+        block = tree_map(lambda x: lax.dynamic_slice_in_dim(x, i * EXPAND_BLOCK, EXPAND_BLOCK, axis), leaves)
+        return monoid.combine(composed, compose_all(monoid, monoid.expand(block), axis, reverse))
 
+    blocks = whole // EXPAND_BLOCK
     identity = monoid.expand(monoid.identity(timeaxis.at(leaves, 0, axis)))
-    composed, _ = lax.scan(compose_block, identity, blocks, reverse=reverse)
+    if reverse:  # the last block first
+        composed = lax.fori_loop(0, blocks, lambda j, c: compose_block(blocks - 1 - j, c), identity)
+    else:
+        composed = lax.fori_loop(0, blocks, compose_block, identity)
     if whole == length:
         return composed
     tail = compose_all(monoid, monoid.expand(timeaxis.take(leaves, whole, length, axis)), axis, reverse)
