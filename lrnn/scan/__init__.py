@@ -3,7 +3,8 @@
     from lrnn.scan import scan, DiagonalMonoid
     states, final = scan(DiagonalMonoid(), (a, b))          # h_t = a_t ⊙ h_{t-1} + b_t
 
-See `engine.scan` for the options and `monoid` for the protocol a monoid implements.
+See `engine.scan` for the options, `monoid` for the protocol a monoid implements, and
+`sequence_parallel` for `sequence_axis`: the time axis split over the devices of a mesh axis.
 """
 
 from lrnn.scan.diagonal import DiagonalMonoid, LogDiagonalMonoid
