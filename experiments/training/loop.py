@@ -6,7 +6,8 @@ back, so the trained state is a plain pytree that optax updates, orbax saves and
 places on the ("data", "seq") mesh of `train.mesh` (see parallel.py): parameters and optimizer
 state FSDP-sharded over "data", batches split over "data" and, along time, "seq".
 
-Everything a run produces goes to `train.out_dir`:
+Everything a run produces goes to `train.out_dir` (with several processes, which share it, each
+writes its shards of the checkpoints and process 0 alone the other files):
 
     config.json            the resolved configuration
     checkpoints/<step>/    orbax checkpoints (atomic)
@@ -201,7 +202,9 @@ def train(config: RunConfig, *, resume: bool = False, devices=None) -> RunResult
         checkpoint.refuse_to_overwrite(checkpoint_dir)
     trainer = Trainer(config, devices=devices)
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "config.json").write_text(json.dumps(as_dict(config), indent=2) + "\n")
+    writes_files = jax.process_index() == 0  # one writer of the files the processes would share
+    if writes_files:
+        (out_dir / "config.json").write_text(json.dumps(as_dict(config), indent=2) + "\n")
 
     train_config = config.train
     checkpoints = checkpoint.Checkpoints(checkpoint_dir, every=train_config.checkpoint_every,
@@ -209,7 +212,7 @@ def train(config: RunConfig, *, resume: bool = False, devices=None) -> RunResult
     state, start = trainer.initial_state, 0
     if resume:
         state, start = checkpoints.restore_latest(state, set_aside=out_dir / "damaged_checkpoints")
-    log = MetricsLog(out_dir, resume_step=start if resume else None)
+    log = MetricsLog(out_dir, resume_step=start if resume else None) if writes_files else _NoLog()
     with StopSignal() as stop:
         state, final_train, stopped_at = _run_steps(trainer, state, start, checkpoints, log, stop)
     checkpoints.close()
@@ -224,8 +227,19 @@ def train(config: RunConfig, *, resume: bool = False, devices=None) -> RunResult
     log.close()
     result = RunResult(config, rows, evaluate.mean_scaled(rows, beyond=config.task.train_length), final_train,
                        time.perf_counter() - started, out_dir)
-    write_results(result, trainer)
+    if writes_files:
+        write_results(result, trainer)
     return result
+
+
+class _NoLog:
+    """MetricsLog on processes other than 0, which leave metrics.jsonl and tensorboard/ to it."""
+
+    def write(self, step: int, split: str, scalars: dict) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
 
 
 def _run_steps(trainer: Trainer, state: TrainState, start: int, checkpoints, log: MetricsLog, stop: StopSignal):
