@@ -9,8 +9,10 @@ Overrides are `section.key=value` (sections model, task, optim, train; see
 experiments/training/config.py). Data parallel over every device by default; `train.mesh.data=N
 train.mesh.seq=M` splits time over M devices too (sequence parallelism) and shards parameters and
 optimizer state over the N of "data" (experiments/training/parallel.py). On several hosts run
-the same command on each after setting the usual JAX distributed environment and pass
-`--distributed` (calls `jax.distributed.initialize()`). Prints the accuracy-vs-length table at
+the same command on each with `--distributed`, which calls `jax.distributed.initialize()`: under
+a cluster manager it detects (Slurm, Open MPI, Kubernetes, Cloud TPU) that finds the coordinator,
+the process count and this process's id by itself; elsewhere there is no environment variable
+for the count and id (tests/experiments/test_multihost.py shows a launcher that passes them). Prints the accuracy-vs-length table at
 the end; everything else is in train.out_dir.
 
 Exit codes: 0 done; 2 a bad config, a missing or unusable checkpoint (one line on stderr); 75
