@@ -63,7 +63,7 @@ import numbers
 import jax
 import jax.numpy as jnp
 
-from lrnn.cells import checks, linear, shards
+from lrnn.cells import checks, linear
 from lrnn.cells.chunkwise import decay_attention
 from lrnn.cells.gated_deltanet import check_decay_init
 from lrnn.cells.initializers import inverse_softplus, log_uniform
@@ -85,7 +85,8 @@ def transition(u: jax.Array, eigenvalue_range: tuple) -> tuple[jax.Array, jax.Ar
 
 
 def running_sign(negative: jax.Array, resets, *, sequence_axis: str | None = None) -> jax.Array:
-    """s_t = (−1)^(number of negative decays since the last reset, t included), ±1, (B, T, H).
+    """(s (B, T, H), the whole sequence's last s (B, H)): s_t = (−1)^(number of negative decays since
+    the last reset, t included), ±1.
 
     The diagonal recurrence s_t = σ_t s_{t−1} from s_{−1} = 1, σ_t = −1 where negative else 1,
     restarted at a reset (s_t = σ_t there: a_t = 0, b_t = σ_t), through `lrnn.scan` (products of
@@ -96,7 +97,7 @@ def running_sign(negative: jax.Array, resets, *, sequence_axis: str | None = Non
     restart = jnp.zeros(negative.shape[:2], bool) if resets is None else resets
     restart = restart[..., None]
     elements = (jnp.where(restart, 0.0, sigma), jnp.where(restart, sigma, 0.0))
-    return scan(DiagonalMonoid(), elements, axis=1, initial=jnp.ones_like(sigma[:, 0]), sequence_axis=sequence_axis)[0]
+    return scan(DiagonalMonoid(), elements, axis=1, initial=jnp.ones_like(sigma[:, 0]), sequence_axis=sequence_axis)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -219,15 +220,15 @@ class Mamba2(MatrixCell):
         log_decay, negative = transition(u, self.eigenvalue_range)
         signed = self.eigenvalue_range[0] < 0
         if signed:  # the running sign on q and k (see the module docstring)
-            sign = running_sign(negative, resets, sequence_axis=sequence_axis).astype(q.dtype)[..., None]  # B T H 1
-            last = sign[:, -1:] if sequence_axis is None else shards.last_steps(sign, 1, sequence_axis)
+            sign, last = running_sign(negative, resets, sequence_axis=sequence_axis)
+            sign = sign.astype(q.dtype)[..., None]  # B T H 1
             q, k = q * sign, k * sign
         q, k, v = (jnp.swapaxes(a, 1, 2) for a in (q, k, v))
         log_decay = jnp.broadcast_to(jnp.swapaxes(log_decay, 1, 2)[..., None], k.shape)
         o, final = decay_attention(q, k, v, log_decay, state, chunk_size=chunk_size, method=method, resets=resets,
                                    sequence_axis=sequence_axis)
         if signed:
-            final = final * last[:, 0, :, :, None].astype(final.dtype)
+            final = final * last[:, :, None, None].astype(final.dtype)
         return self.output(params, jnp.swapaxes(o, 1, 2), x), final
 
 

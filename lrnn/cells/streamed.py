@@ -44,7 +44,8 @@ from jax import lax
 
 from lrnn.cells import checks
 from lrnn.cells.registry import registered_cells
-from lrnn.scan import Segmented, auto, scan, sequence_parallel
+from lrnn.scan import auto, scan, sequence_parallel
+from lrnn.scan.segmented import resettable, with_resets
 
 METHOD = "streamed"
 DEFAULT_CHUNK_SIZE = 64
@@ -133,16 +134,12 @@ def _entering(cell, params, chunks, resets_key: str, start, *, reverse: bool, se
     processing order (`reverse`: from the right), from `start`: the shard's summary is built chunk
     by chunk (each chunk's elements composed and dropped), then the engine's exchange of summaries
     (`lrnn.scan.sequence_parallel.exchange`). Resets enter the elements as in the engine:
-    the monoid's `forget`, or `Segmented` pairs."""
-    monoid = cell.monoid
-    segmented = chunks[resets_key] is not None and getattr(monoid, "forget", None) is None
-    summarised = Segmented(inner=monoid) if segmented else monoid
+    `lrnn.scan.segmented.with_resets`."""
+    summarised = cell.monoid if chunks[resets_key] is None else resettable(cell.monoid)
 
     @jax.checkpoint
     def summarise(_, chunk):
-        leaves, flags = cell.elements(params, chunk["x"], **inputs), chunk[resets_key]
-        if flags is not None:
-            leaves = (flags, leaves) if segmented else monoid.forget(leaves, flags)
+        _, leaves = with_resets(cell.monoid, cell.elements(params, chunk["x"], **inputs), chunk[resets_key])
         return None, sequence_parallel.product(summarised, leaves, 1, reverse)
 
     _, parts = lax.scan(summarise, None, chunks)  # one summary per chunk, chunks leading

@@ -40,7 +40,7 @@ from lrnn.scan.diagonal import DiagonalMonoid
 from lrnn.scan.diagonal_vjp import diagonal_scan, uses_reverse_scan_vjp
 from lrnn.scan.methods import accepts, get_method, is_native, registered_methods
 from lrnn.scan.monoid import Monoid
-from lrnn.scan.segmented import Segmented
+from lrnn.scan.segmented import with_resets
 from lrnn.scan.sequential import start_state
 
 tree_map = jax.tree_util.tree_map
@@ -110,11 +110,7 @@ def scan(
                             tuple(jax.ShapeDtypeStruct(x.shape, work_dtype) for x in leaves))
     initial = validation.check_initial(initial, layout)
 
-    if resets is not None:
-        if getattr(monoid, "forget", None) is not None:
-            leaves = monoid.forget(leaves, resets)
-        else:
-            monoid, leaves = Segmented(inner=monoid), (resets, leaves)
+    monoid, leaves = with_resets(monoid, leaves, resets)
     if sequence_axis is not None:
         initial, whole_final = sequence_parallel.entering_and_final(
             monoid, leaves, start_state(monoid, leaves, initial, axis), axis=axis, reverse=bool(reverse),

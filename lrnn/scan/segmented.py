@@ -55,3 +55,16 @@ class Segmented(Monoid):
 
     def state_of(self, element):
         return self.inner.state_of(element[1])
+
+
+def resettable(monoid: Monoid) -> Monoid:
+    """The monoid a scan with resets runs: `monoid` itself when it can `forget`, else `Segmented`."""
+    return monoid if getattr(monoid, "forget", None) is not None else Segmented(inner=monoid)
+
+
+def with_resets(monoid: Monoid, leaves, resets):
+    """(monoid, leaves) that scan `leaves` starting afresh where `resets` (None: unchanged)."""
+    if resets is None:
+        return monoid, leaves
+    scanned = resettable(monoid)
+    return scanned, (monoid.forget(leaves, resets) if scanned is monoid else (resets, leaves))

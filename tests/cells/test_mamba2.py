@@ -73,10 +73,12 @@ def test_step_init_is_floored():
 def test_running_sign_restarts_at_resets():
     negative = jnp.array([[1, 0, 1, 1, 0, 1, 0]], bool)[..., None]
     resets = jnp.array([[0, 0, 0, 1, 0, 1, 0]], bool)  # segments [0, 3), [3, 5), [5, 7)
-    np.testing.assert_array_equal(running_sign(negative, None)[0, :, 0], [-1, -1, 1, -1, -1, 1, 1])
-    np.testing.assert_array_equal(running_sign(negative, resets)[0, :, 0], [-1, -1, 1, -1, -1, -1, -1])
+    np.testing.assert_array_equal(running_sign(negative, None)[0][0, :, 0], [-1, -1, 1, -1, -1, 1, 1])
+    np.testing.assert_array_equal(running_sign(negative, resets)[0][0, :, 0], [-1, -1, 1, -1, -1, -1, -1])
     resets = jnp.array([[0, 1, 0, 0, 0, 0, 0]], bool)
-    np.testing.assert_array_equal(running_sign(negative, resets)[0, :, 0], [-1, 1, -1, 1, 1, -1, -1])
+    signs, last = running_sign(negative, resets)
+    np.testing.assert_array_equal(signs[0, :, 0], [-1, 1, -1, 1, 1, -1, -1])
+    np.testing.assert_array_equal(last, signs[:, -1])
 
 
 def test_transition_at_a_zero_eigenvalue_is_floored_and_finite():
