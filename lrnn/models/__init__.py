@@ -15,9 +15,11 @@
     logits = classifier(x, mask)                                        # (4, 10)
 
 `ModelConfig` holds every architectural choice and checks it; `build_model(kind, config, ...)`
-builds a "classify", "tag" or "lm" model. Params are float32 unless param_dtype says
-otherwise; the cells' recurrent params are `lrnn.nn.RecurrentParam`s (filter on that type to
-give them their own learning rate and no weight decay).
+builds a "classify", "tag" or "lm" model. `hawk(d_model, n_layers)` and `griffin(...)` return
+the ModelConfigs of De et al. (2024)'s Hawk and Griffin (`lrnn.models.presets`). Params are
+float32 unless param_dtype says otherwise; the cells' recurrent params are
+`lrnn.nn.RecurrentParam`s (filter on that type to give them their own learning rate and no
+weight decay).
 """
 
 from lrnn.models.backbone import Backbone
@@ -26,8 +28,9 @@ from lrnn.models.classifier import SequenceClassifier
 from lrnn.models.config import ModelConfig
 from lrnn.models.lm import CausalLM
 from lrnn.models.pooling import POOLINGS, pool
+from lrnn.models.presets import griffin, hawk
 from lrnn.models.sampling import sample_next_token
 from lrnn.models.tagger import SequenceTagger
 
 __all__ = ["Backbone", "CausalLM", "KINDS", "ModelConfig", "POOLINGS", "SequenceClassifier", "SequenceTagger",
-           "build_model", "pool", "sample_next_token"]
+           "build_model", "griffin", "hawk", "pool", "sample_next_token"]

@@ -2,13 +2,16 @@
 
     h^0 = inputs (B, T, D)      h^{l+1} = Block_l(h^l)      features = Norm(h^L)
 
-with the blocks' paths (parallel `__call__`, `prefill`, `init_cache`, `step`); a model's
-cache is the tuple of its blocks' caches.
+Block l mixes tokens with the config's cell or with local attention, as `config.layer_kinds`
+says (Griffin's pattern: two recurrent blocks, then one attention block). The backbone has the
+blocks' paths (parallel `__call__`, `prefill`, `init_cache`, `step`); a model's cache is the
+tuple of its blocks' caches.
 
 HGRN's one special case lives here: its forget-gate lower bound rises with depth, from
-logits (n_layers, width) the model owns (a `RecurrentParam`, ones at init as the paper's
-code, so γ^l = l / n_layers), and layer l's mixer gets `lower_bound = lower_bounds(logits)[l]`
-(`lrnn.cells.hgrn`). Every other cell takes no per-call inputs.
+logits (L, width) the model owns over its L recurrent layers (a `RecurrentParam`, ones at init
+as the paper's code, so γ^l = l / L), and the l-th recurrent layer's mixer gets
+`lower_bound = lower_bounds(logits)[l]` (`lrnn.cells.hgrn`). Every other cell, and attention,
+takes no per-call inputs.
 """
 
 from __future__ import annotations
@@ -30,19 +33,21 @@ class Backbone(nnx.Module):
     def __init__(self, config: ModelConfig, *, param_dtype=jnp.float32, rngs: nnx.Rngs):
         if not isinstance(config, ModelConfig):
             raise TypeError(f"config must be a ModelConfig, got {type(config).__name__}")
-        self.blocks = nnx.List([Block(**config.block_options(), param_dtype=param_dtype, rngs=rngs)
-                                for _ in range(config.n_layers)])
+        self.kinds = config.layer_kinds
+        self.blocks = nnx.List([Block(**config.block_options(kind), param_dtype=param_dtype, rngs=rngs)
+                                for kind in self.kinds])
         self.final_norm = make_norm(config.norm, config.d_model, param_dtype=param_dtype, rngs=rngs)
-        has_bounds = config.cell == LOWER_BOUND_CELL
-        self.lower_bound_logits = RecurrentParam(jnp.ones((config.n_layers, self.blocks[0].mixer.cell.width),
+        recurrent = [block for block, kind in zip(self.blocks, self.kinds) if kind == "recurrent"]
+        has_bounds = config.cell == LOWER_BOUND_CELL and bool(recurrent)
+        self.lower_bound_logits = RecurrentParam(jnp.ones((len(recurrent), recurrent[0].mixer.cell.width),
                                                           param_dtype)) if has_bounds else None
 
     def layer_inputs(self) -> list[dict]:
-        """The extra cell inputs of every layer: HGRN's lower bounds, else nothing."""
+        """The extra cell inputs of every layer: HGRN's lower bounds to its recurrent layers, else nothing."""
         if self.lower_bound_logits is None:
             return [{} for _ in self.blocks]
-        bounds = lower_bounds(self.lower_bound_logits[...])
-        return [{"lower_bound": bounds[layer]} for layer in range(len(self.blocks))]
+        bounds = iter(lower_bounds(self.lower_bound_logits[...]))
+        return [{"lower_bound": next(bounds)} if kind == "recurrent" else {} for kind in self.kinds]
 
     def __call__(self, x: jax.Array, mask: jax.Array | None = None) -> jax.Array:
         """features (B, T, D) for x (B, T, D); mask (B, T) bool marks real positions."""

@@ -5,18 +5,21 @@
     y, cache = mixer.prefill(prompt)             # parallel, and the cache to continue from
     y_t, cache = mixer.step(x_t, cache)          # one token (B, D)
 
-`Block` is the pre-norm residual layer (mixer, then MLP/GLU) with the same paths. A cell's
+`LocalAttention` (Griffin's local multi-query attention) has the same paths; `Block` is the
+pre-norm residual layer (a mixer or local attention, then an MLP/GLU) with them too. A cell's
 params are `RecurrentParam`s where the cell labels them recurrent, `nnx.Param`s otherwise.
 Modules: params (variable types), conv (ShortConv), norms, ffn, cell_factory (a cell by
-name), mixer, block.
+name), mixer, local_attention, block.
 """
 
 from lrnn.nn.block import Block
 from lrnn.nn.cell_factory import build_cell
 from lrnn.nn.conv import ShortConv
 from lrnn.nn.ffn import FeedForward
+from lrnn.nn.local_attention import LocalAttention
 from lrnn.nn.mixer import Mixer
 from lrnn.nn.norms import NORMS, make_norm
 from lrnn.nn.params import RecurrentParam
 
-__all__ = ["Block", "FeedForward", "Mixer", "NORMS", "RecurrentParam", "ShortConv", "build_cell", "make_norm"]
+__all__ = ["Block", "FeedForward", "LocalAttention", "Mixer", "NORMS", "RecurrentParam", "ShortConv", "build_cell",
+           "make_norm"]

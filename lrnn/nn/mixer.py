@@ -1,13 +1,19 @@
 """The token mixer: a registered cell with the layer-level parts around it.
 
-For x (B, T, D) with D = d_model, E = expand · D the inner width and O = cell.d_out:
+For x (B, T, D) with D = d_model, E the inner width (expand · D, or d_inner when given) and
+O = cell.d_out:
 
     u = x W_in                                  (B, T, E)    in-projection, no bias
-    u = SiLU(ShortConv(u))                      when conv_size is set (causal, kernel conv_size)
+    u = φ_conv(ShortConv(u))                    when conv_size is set (causal, kernel conv_size)
     y, h_T = cell.forward(θ, u)                 (B, T, O)    the recurrence, θ the cell's params
     y = RMSNorm(y)                              when norm
-    y = y ⊙ SiLU(x W_g)                         when output_gate, W_g: D → O
+    y = y ⊙ φ_gate(x W_g)                       when output_gate, W_g: D → O
     out = Dropout(y W_out)                      (B, T, D)    out-projection, no bias
+
+φ_conv (conv_activation) is SiLU by default (Mamba, DeltaNet), GELU, or none; φ_gate
+(gate_activation) is SiLU by default or GELU, both `ACTIVATIONS` (GELU in its tanh form). Hawk
+and Griffin's recurrent block (De et al. 2024) is this mixer with the "rglru" cell, no conv
+activation, a GELU output gate and E ≈ 4D/3 (`lrnn.models.presets`).
 
 Bidirectional (bidirectional=True): a second copy of the cell with its own params θ_b runs
 over the reversed sequence and the two are summed before the norm and gate,
@@ -73,6 +79,25 @@ from lrnn.nn.params import cell_variables, values
 from lrnn.scan import registered_methods, sequence_parallel
 
 SCAN_OPTIONS = ("method", "chunk_size")
+ACTIVATIONS = {"silu": jax.nn.silu, "gelu": jax.nn.gelu}
+
+
+def check_activations(conv_activation, gate_activation) -> None:
+    """conv_activation one of `ACTIVATIONS` or None (none); gate_activation one of `ACTIVATIONS`."""
+    checks.one_of("conv_activation", conv_activation, (*ACTIVATIONS, None))
+    checks.one_of("gate_activation", gate_activation, tuple(ACTIVATIONS))
+
+
+def inner_width(d_model: int, expand: int, d_inner: int | None) -> int:
+    """The mixer's inner width E: d_inner when given (then expand must be 1), else expand · d_model."""
+    checks.positive_int("expand", expand)
+    if d_inner is None:
+        return expand * d_model
+    checks.positive_int("d_inner", d_inner)
+    if expand != 1:
+        raise ValueError(f"give the inner width as expand (E = expand · d_model) or as d_inner, not both: "
+                         f"got expand={expand!r} and d_inner={d_inner!r}")
+    return d_inner
 
 
 def check_dropout(rate) -> None:
@@ -112,11 +137,33 @@ def segment_starts(mask: jax.Array) -> jax.Array:
     return jnp.concatenate([jnp.zeros_like(mask[:, :1]), change], axis=1)
 
 
+def shard_over_time(run, sequence_axis: str, arrays, sharded, cache, *, argument: str):
+    """run(arrays, sharded, cache) -> (out, new cache) under `jax.shard_map` over the current mesh:
+    the (B, T, …) arrays of `sharded` (and `out`) split with PartitionSpec(<the mesh's other axes>,
+    sequence_axis), the (B, …) arrays of `cache` (and the new cache) over the other axes, `arrays`
+    (params, cell inputs) replicated. `argument` names the input in errors."""
+    batch, length = jax.tree_util.tree_leaves(sharded)[0].shape[:2]
+    mesh = jax.sharding.get_abstract_mesh()
+    others = tuple(name for name in mesh.axis_names if name != sequence_axis)
+    sequence_parallel.check_outside(sequence_axis, length, argument=argument)
+    ways = math.prod(mesh.shape[name] for name in others)
+    if batch % ways:
+        raise ValueError(f"the batch {batch} must be divisible by the {ways} devices of the mesh's other axes "
+                         f"{others} it is split over (sequence_axis={sequence_axis!r} splits time)")
+    batch_spec = others or None
+    time_split, batch_split = PartitionSpec(batch_spec, sequence_axis), PartitionSpec(batch_spec)
+    cache_spec = None if cache is None else batch_split
+    mapped = jax.shard_map(run, in_specs=(PartitionSpec(), time_split, cache_spec),
+                           out_specs=(time_split, cache_spec), check_vma=False)
+    return mapped(arrays, sharded, cache)
+
+
 class Mixer(nnx.Module):
     """A cell between an in-projection (with optional short conv) and an out-projection."""
 
     def __init__(self, d_model: int, cell: str, cell_options: dict | None = None, *, expand: int = 1,
-                 conv_size: int | None = None, output_gate: bool = False, norm: bool = False,
+                 d_inner: int | None = None, conv_size: int | None = None, conv_activation: str | None = "silu",
+                 output_gate: bool = False, gate_activation: str = "silu", norm: bool = False,
                  dropout: float = 0.0, bidirectional: bool = False, scan_options: dict | None = None,
                  sequence_axis: str | None = None, param_dtype=jnp.float32, rngs: nnx.Rngs):
         """
@@ -125,8 +172,12 @@ class Mixer(nnx.Module):
           cell: a registered cell name (`lrnn.cells.registered_cells()`).
           cell_options: the cell's hyperparameters besides d_in (see `lrnn.nn.build_cell`).
           expand: E / D, the inner width the cell runs at.
+          d_inner: E itself, for widths that are no multiple of D (Hawk's 4D/3); None: expand · D.
+            Give expand or d_inner, not both.
           conv_size: kernel size of the short causal conv before the cell; None for none.
-          output_gate: multiply the cell's output by SiLU(x W_g).
+          conv_activation: "silu", "gelu" or None (none), after the conv.
+          output_gate: multiply the cell's output by φ_gate(x W_g).
+          gate_activation: φ_gate, "silu" or "gelu".
           norm: RMSNorm on the cell's output.
           dropout: rate on the output, in [0, 1).
           bidirectional: add a second cell over the reversed sequence (not causal).
@@ -137,19 +188,20 @@ class Mixer(nnx.Module):
           rngs: nnx.Rngs with a "params" (and for dropout a "dropout") stream.
         """
         checks.positive_int("d_model", d_model)
-        checks.positive_int("expand", expand)
+        d_inner = inner_width(d_model, expand, d_inner)
         if conv_size is not None:
             checks.positive_int("conv_size", conv_size)
+        check_activations(conv_activation, gate_activation)
         for name, value in (("output_gate", output_gate), ("norm", norm), ("bidirectional", bidirectional)):
             checks.flag(name, value)
         check_dropout(dropout)
         scan_options = check_scan_options(scan_options)
         shards.check_name(sequence_axis)
-        d_inner = expand * d_model
         self.cell = build_cell(cell, d_inner, cell_options)
         self.d_model = d_model
         self.bidirectional = bidirectional
         self.sequence_axis = sequence_axis
+        self.conv_activation, self.gate_activation = conv_activation, gate_activation
         self.param_dtype = param_dtype
         self.method, self.chunk_size = scan_options["method"], scan_options["chunk_size"]
         d_out = self.cell.d_out
@@ -210,15 +262,15 @@ class Mixer(nnx.Module):
         conv_cache = None
         if self.conv is not None:
             u_t, conv_cache = self.conv.step(u_t, cache["conv"])
-            u_t = jax.nn.silu(u_t)
+            u_t = self._conv_activation(u_t)
         y_t, state = self.cell.step(values(self.cell_params), cache["state"], u_t, **cell_inputs)
         return self._readout(x_t, y_t), self._cache(state, conv_cache)
 
     # ---- parts ---------------------------------------------------------------------------
     def _time_mix(self, u, cache, resets, backward_resets, cell_inputs):
         """(y (B, T, O), the cache after the last token or None): what mixes along time, the conv
-        (+ SiLU) and the cell(s), for the in-projected u (B, T, E) from `cache` (None: zeros, and no
-        cache back). Under `sequence_axis` it runs in `jax.shard_map` (see `_shard_map`)."""
+        (+ its activation) and the cell(s), for the in-projected u (B, T, E) from `cache` (None:
+        zeros, and no cache back). Under `sequence_axis` it runs in `jax.shard_map` (`shard_over_time`)."""
         if cache is not None and self.conv is not None:
             cache = {**cache, "conv": self.conv.check_cache(cache["conv"], u.shape[0])}
         arrays = {"cell": values(self.cell_params), "inputs": cell_inputs,
@@ -229,7 +281,7 @@ class Mixer(nnx.Module):
         run = functools.partial(self._mix, sequence_axis=self.sequence_axis)
         if self.sequence_axis is None or shards.is_bound(self.sequence_axis):
             return run(arrays, sharded, cache)
-        return self._shard_map(run, arrays, sharded, cache)
+        return shard_over_time(run, self.sequence_axis, arrays, sharded, cache, argument="the mixer's input x")
 
     def _mix(self, arrays, sharded, cache, *, sequence_axis):
         """`_time_mix`'s body on arrays: the whole sequence, or this device's shard of it."""
@@ -239,7 +291,7 @@ class Mixer(nnx.Module):
         if arrays["conv"] is not None:
             u, conv_cache = causal_conv(u, *arrays["conv"], None if cache is None else cache["conv"],
                                         sequence_axis=sequence_axis)
-            u = jax.nn.silu(u)
+            u = self._conv_activation(u)
         options = dict(**self._scan(), sequence_axis=sequence_axis, **cell_inputs)
         y, state = self.cell.forward(arrays["cell"], u, state, resets=sharded["resets"], **options)
         if self.bidirectional:  # the whole sequence reversed: across devices too (shards.reverse_time)
@@ -249,32 +301,16 @@ class Mixer(nnx.Module):
             y = y + reverse(y_b)
         return y, (None if cache is None else self._cache(state, conv_cache))
 
-    def _shard_map(self, run, arrays, sharded, cache):
-        """run(arrays, sharded, cache) under `jax.shard_map` over the current mesh: the (B, T, …)
-        arrays of `sharded` split with PartitionSpec(<the mesh's other axes>, sequence_axis), the
-        cache's (B, …) arrays over the other axes, params and cell inputs replicated."""
-        axis, (batch, length) = self.sequence_axis, sharded["u"].shape[:2]
-        mesh = jax.sharding.get_abstract_mesh()
-        others = tuple(name for name in mesh.axis_names if name != axis)
-        sequence_parallel.check_outside(axis, length, argument="the mixer's input x")
-        ways = math.prod(mesh.shape[name] for name in others)
-        if batch % ways:
-            raise ValueError(f"the batch {batch} must be divisible by the {ways} devices of the mesh's other axes "
-                             f"{others} it is split over (sequence_axis={axis!r} splits time)")
-        batch_spec = others or None
-        time_split, batch_split = PartitionSpec(batch_spec, axis), PartitionSpec(batch_spec)
-        cache_spec = None if cache is None else batch_split
-        mapped = jax.shard_map(run, in_specs=(PartitionSpec(), time_split, cache_spec),
-                               out_specs=(time_split, cache_spec), check_vma=False)
-        return mapped(arrays, sharded, cache)
-
     def _readout(self, x, y):
         """norm, gate and out-projection on the cell's output y (…, O) for mixer inputs x (…, D)."""
         if self.norm is not None:
             y = self.norm(y)
         if self.gate_proj is not None:
-            y = y * jax.nn.silu(self.gate_proj(x))
+            y = y * ACTIVATIONS[self.gate_activation](self.gate_proj(x))
         return self.out_proj(y)
+
+    def _conv_activation(self, u):
+        return u if self.conv_activation is None else ACTIVATIONS[self.conv_activation](u)
 
     def _scan(self) -> dict:
         return {"method": self.method, "chunk_size": self.chunk_size}
