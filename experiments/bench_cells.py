@@ -1,5 +1,6 @@
-"""Benchmark of the diagonal cells: `cell.forward` through the engine against the same cell
-stepped by a plain `lax.scan` loop.
+"""Benchmark of the scan-defined cells (the diagonal ones, and the block-diagonal LRNN on the
+dense monoid): `cell.forward` through the engine against the same cell stepped by a plain
+`lax.scan` loop.
 
     python experiments/bench_cells.py             # B=8, T ∈ {1024, 8192}, D=256; writes BENCHMARKS.md
     python experiments/bench_cells.py --quick     # smoke test, seconds; touches no BENCHMARKS.md
@@ -57,7 +58,7 @@ from jax import lax  # noqa: E402
 from experiments import benchlib  # noqa: E402
 from lrnn import cells  # noqa: E402
 from lrnn.cells import streamed  # noqa: E402
-from lrnn.scan import DiagonalMonoid, LogDiagonalMonoid, auto  # noqa: E402
+from lrnn.scan import DenseMonoid, DiagonalMonoid, LogDiagonalMonoid, auto  # noqa: E402
 
 BATCH, WIDTH, SIZES = 8, 256, (1024, 8192)
 QUICK_BATCH, QUICK_WIDTH, QUICK_SIZES = 2, 16, (64, 256)
@@ -88,11 +89,12 @@ def build(name: str, width: int):
 
 
 def default_cells() -> list[str]:
-    """Every registered diagonal cell (scan-defined, diagonal monoid family), then Mamba-2 (a
-    matrix cell, beside Mamba) where it is registered."""
-    diagonal = (DiagonalMonoid, LogDiagonalMonoid)
+    """Every registered scan-defined cell on a diagonal or dense monoid (the diagonal cells and the
+    block-diagonal LRNN; not Aaren's softmax monoid), then Mamba-2 (a matrix cell, beside Mamba)
+    where it is registered."""
+    scanned = (DiagonalMonoid, LogDiagonalMonoid, DenseMonoid)
     names = [name for name, cls in cells.registered_cells().items()
-             if not issubclass(cls, cells.MatrixCell) and isinstance(build(name, 8).monoid, diagonal)]
+             if not issubclass(cls, cells.MatrixCell) and isinstance(build(name, 8).monoid, scanned)]
     return names + [name for name in ("mamba2",) if name in cells.registered_cells()]
 
 
@@ -244,7 +246,8 @@ def parse(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true",
                         help=f"smoke test: B={QUICK_BATCH}, D={QUICK_WIDTH}, T ∈ {QUICK_SIZES}, no BENCHMARKS.md")
-    parser.add_argument("--cells", nargs="+", help="registered cell names (default: the diagonal ones and mamba2)")
+    parser.add_argument("--cells", nargs="+",
+                        help="registered cell names (default: the diagonal ones, block_diagonal and mamba2)")
     parser.add_argument("--sizes", type=int, nargs="+", help="sequence lengths T")
     parser.add_argument("--write-auto", action="store_true",
                         help="record in lrnn/scan/auto_methods.json where method='auto' streams (not with --quick)")

@@ -102,7 +102,9 @@ def cell_setup(name):
 
 SMALL_OPTIONS = {"lru": dict(d_state=4), "s4d": dict(d_state=4), "s5": dict(d_state=4), "mamba": dict(d_state=4),
                  "gla": dict(n_heads=2, gate_rank=2), "retnet": dict(n_heads=2), "mamba2": dict(d_state=4, n_heads=2),
-                 "deltanet": dict(n_heads=2), "mingru": dict(d_hidden=4), "minlstm": dict(d_hidden=4), "gated_deltanet": dict(n_heads=2), "deltaproduct": dict(n_heads=2)}
+                 "rwkv6": dict(n_heads=2, mix_rank=2, decay_rank=2),
+                 "deltanet": dict(n_heads=2), "mingru": dict(d_hidden=4), "minlstm": dict(d_hidden=4), "gated_deltanet": dict(n_heads=2), "deltaproduct": dict(n_heads=2),
+                 "block_diagonal": dict(block_size=2)}
 CELLS = sorted(registered_cells())
 
 
@@ -223,6 +225,14 @@ CELL_CONSTRUCTOR_ROWS = [
     Bad("mamba2-a-init-range", lambda: Mamba2(d_in=8, n_heads=2, a_init_range=(0.0, 1.0)), ValueError,
         r"a_init_range"),
     Bad("mamba2-head-dim-not-dividing", lambda: Mamba2(d_in=8, head_dim=3), ValueError, r"head_dim"),
+    Bad("gru-solver-unknown", lambda: registered_cells()["gru"](d_in=4, solver="newton"), ValueError, r"solver"),
+    Bad("gru-damping-one", lambda: registered_cells()["gru"](d_in=4, damping=1.0), ValueError, r"damping"),
+    Bad("lstm-max-iterations-zero", lambda: registered_cells()["lstm"](d_in=4, max_iterations=0), ValueError,
+        r"max_iterations"),
+    Bad("lstm-tolerance-negative", lambda: registered_cells()["lstm"](d_in=4, tolerance=-1.0), ValueError,
+        r"tolerance"),
+    Bad("slstm-forget-gate", lambda: registered_cells()["slstm"](d_in=4, forget_gate="relu"), ValueError,
+        r"forget_gate"),
 ]
 
 CELL_CALL_ROWS = [

@@ -124,7 +124,7 @@ def test_every_path_checks_once(name, monkeypatch):
     monkeypatch.setattr(params_check, "check", lambda cell, params: calls.append(cell) or real(cell, params))
     case, params, _, _ = INPUTS[name]
     cell_paths = paths(name)
-    if not isinstance(case.cell, MatrixCell):
+    if not isinstance(case.cell, MatrixCell) and case.cell.monoid is not None:  # nonlinear cells have no stream
         x = INPUTS[name][2]
         cell_paths.append(("streamed", lambda p: case.cell.forward(p, x, method="streamed", chunk_size=1,
                                                                   **case.kwargs)))

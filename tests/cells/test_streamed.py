@@ -25,7 +25,8 @@ from lrnn.scan import auto
 from tests.cells.test_contract import B, CASES, TOL, _loss, reference, setup
 from tests.helpers import seed_of
 
-SCANNED = sorted(name for name, case in CASES.items() if not isinstance(case.cell, MatrixCell))
+SCANNED = sorted(name for name, case in CASES.items()  # a nonlinear cell (monoid None) has no stream
+                 if not isinstance(case.cell, MatrixCell) and case.cell.monoid is not None)
 LENGTH = 12
 RUNS = [(4, "sequential"), (3, "associative"), (1, "sequential"), (LENGTH, "auto")]  # (chunk size, inner method)
 

@@ -28,6 +28,10 @@ CELL_OPTIONS = {
     "mamba2": {"n_heads": 2, "d_state": 4},
     "gateloop": {"n_heads": 2}, "mlstm": {"n_heads": 2}, "deltanet": {"n_heads": 2},
     "gated_deltanet": {"n_heads": 2}, "deltaproduct": {"n_heads": 2}, "aaren": {"n_heads": 2},
+    "rwkv6": {"n_heads": 2, "mix_rank": 4, "decay_rank": 4},
+    "block_diagonal": {"block_size": 4},
+    "gru": {"d_hidden": 8}, "lstm": {"d_hidden": 8},
+    "slstm": {"n_heads": 2},
 }
 
 

@@ -50,6 +50,11 @@ RUNS = {
     "gated_deltanet": ("gated_deltanet-negative-no-gate", {"chunk_size": CHUNK}),
     "deltaproduct": ("deltaproduct-gated-negative", {"chunk_size": CHUNK}),
     "aaren-streamed": ("aaren", {"method": "streamed", "chunk_size": CHUNK}),
+    "rwkv6": ("rwkv6-keys-values", {"chunk_size": CHUNK}),
+    "block_diagonal-streamed": ("block_diagonal-b3-p1", {"method": "streamed", "chunk_size": CHUNK}),
+    "gru-deer": ("gru", {"method": "associative"}),  # the Newton solves across devices
+    "lstm-quasi-deer": ("lstm-quasi-damped", {"method": "chunked", "chunk_size": CHUNK}),
+    "slstm-deer": ("slstm-deer-exponential-forget", {"method": "associative"}),
 }
 # Resets on a shard boundary for every split (t = 8), on some (4, 12), inside shards (3, 7, 11), at 0.
 RESETS = np.zeros((B, T), bool)
