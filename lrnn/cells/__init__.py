@@ -15,6 +15,8 @@ RetNet, GLA, HGRN2, GateLoop, mLSTM, Mamba-2, the DeltaNet family, RWKV-6) train
 `lrnn.cells.chunkwise` and keep the per-token scan as `forward_materialised`. The block-diagonal LRNN
 scans dense b×b blocks per head. Nonlinear cells (`NonlinearCell`: GRU, LSTM, sLSTM) run a step loop
 or Newton iterations whose every iteration is one scan (`deer`: DEER / quasi-DEER).
+`forward(..., method="convolution")` runs S4's convolution mode for the time-invariant cells (LRU,
+S4D, S5, RetNet; `convolution`).
 See `base` and `matrix` for the contract and each module for its paper's equations. Every cell
 registered below is run by the contract suite in tests/cells against a float64 loop of its
 equations.

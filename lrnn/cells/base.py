@@ -41,7 +41,7 @@ from typing import ClassVar
 import jax
 import jax.numpy as jnp
 
-from lrnn.cells import checks, params_check, shards, streamed
+from lrnn.cells import checks, convolution, params_check, shards, streamed
 from lrnn.scan import DiagonalMonoid, Monoid, scan
 
 RECURRENT = "recurrent"
@@ -110,7 +110,9 @@ class Cell:
           method: the engine's scan method (see `lrnn.scan.scan`), or "streamed": elements, scan
             and readout chunk by chunk, never a state per token (`lrnn.cells.streamed`). "auto"
             streams where the cost model of `experiments/bench_cells.py --write-auto`'s measurements
-            predicts that faster (forward plus forward+backward time).
+            predicts that faster (forward plus forward+backward time). "convolution", for the
+            time-invariant cells (`lrnn.cells.convolution`): S4's convolution mode by FFT, no scan
+            (no resets, sequence_axis or chunk_size with it).
           chunk_size: steps per chunk for the engine's "chunked"; for "streamed", tokens per
             chunk, dividing T (None: the measured or default one).
           resets: (B, T) bool; True at t starts a fresh state there (packed sequences).
@@ -128,12 +130,18 @@ class Cell:
         params_check.check(self, params)
         x = checks.sequence(x, self.d_in)
         shards.check_name(sequence_axis)
+        if method == convolution.METHOD:
+            convolution.check(self, resets=resets, sequence_axis=sequence_axis, chunk_size=chunk_size)
         if sequence_axis is not None and not shards.is_bound(sequence_axis):
             return shards.split_forward(functools.partial(Cell.forward, self), params, x, state,
                                         checks.resets(resets, x.shape[:2]), inputs, sequence_axis=sequence_axis,
                                         method=method, chunk_size=chunk_size)
         xc = x.astype(jnp.promote_types(x.dtype, jnp.float32))
-        initial = None if state is None else self.to_scan_state(self._check_state("state", state, x.shape[0]))
+        state = None if state is None else self._check_state("state", state, x.shape[0])
+        if method == convolution.METHOD:
+            y, final = convolution.forward(self, params, xc, state, **inputs)
+            return y.astype(x.dtype), final
+        initial = None if state is None else self.to_scan_state(state)
         if method in ("auto", streamed.METHOD):
             method, chunk_size = streamed.choose(self, x.shape[:2], method, chunk_size)
         if method == streamed.METHOD:

@@ -11,6 +11,9 @@ entries N(0, 1/(2·d_in)), C = C_re + i·C_im with entries N(0, 1/d_state), D ~ 
 ν, θ, γ and B are the recurrent params (smaller learning rate, no weight decay).
 
 Shapes: x (B, T, d_in), h (B, T, d_state) complex, y (B, T, d_in).
+
+λ does not depend on the input, so `forward(..., method="convolution")` runs the convolution
+h = λ^k * (γ ⊙ B x) by FFT over the d_state channels (`lrnn.cells.convolution`, log λ as above).
 """
 
 from __future__ import annotations
@@ -23,11 +26,12 @@ import jax.numpy as jnp
 
 from lrnn.cells import checks
 from lrnn.cells.base import Cell
+from lrnn.cells.convolution import StateKernel, TimeInvariant
 from lrnn.cells.initializers import ring_log_radius
 
 
 @dataclasses.dataclass(frozen=True)
-class LRU(Cell):
+class LRU(TimeInvariant, Cell):
     d_in: int
     d_state: int
     r_min: float = 0.0
@@ -69,9 +73,16 @@ class LRU(Cell):
             "D": jax.random.normal(k_d, (d,)),
         }
 
+    def log_eigenvalues(self, params: dict) -> jax.Array:
+        """log λ = −exp(ν) + i·exp(θ) (d_state,) complex."""
+        return -jnp.exp(params["nu_log"]) + 1j * jnp.exp(params["theta_log"])
+
     def eigenvalues(self, params: dict) -> jax.Array:
         """λ (d_state,) complex."""
-        return jnp.exp(-jnp.exp(params["nu_log"]) + 1j * jnp.exp(params["theta_log"]))
+        return jnp.exp(self.log_eigenvalues(params))
+
+    def convolution_kernel(self, params):
+        return StateKernel(log_decay=self.log_eigenvalues(params))
 
     def elements(self, params, x):
         b = jnp.exp(params["gamma_log"]) * (x @ (params["B_re"] + 1j * params["B_im"]).T)

@@ -14,7 +14,7 @@ from typing import ClassVar
 
 import jax.numpy as jnp
 
-from lrnn.cells import checks, params_check, shards, streamed
+from lrnn.cells import checks, convolution, params_check, shards, streamed
 from lrnn.cells.base import Cell
 from lrnn.cells.heads import HeadSizes
 from lrnn.scan import registered_methods, validation
@@ -50,7 +50,10 @@ class MatrixCell(HeadSizes, Cell):
           params: from `init`.
           x: (B, T, d_in) real inputs, any T ≥ 1.
           state: the state before the first token (see `initial_state`); None for zeros.
-          method: the engine's method for the scan over chunk summaries.
+          method: the engine's method for the scan over chunk summaries, or "convolution" for a
+            time-invariant cell (`lrnn.cells.convolution`): one chunk of T tokens, the parallel
+            form (QKᵀ ⊙ D)V with its decay mask D (O(T²) memory; no resets, sequence_axis or
+            chunk_size with it).
           resets: (B, T) bool; True at t starts a fresh state there (packed sequences).
           chunk_size: tokens per chunk (default 64); any C ≥ 1, T need not be a multiple.
           sequence_axis: a mesh axis time is split over, as for `Cell.forward`; the chunks are cut
@@ -65,6 +68,9 @@ class MatrixCell(HeadSizes, Cell):
             raise ValueError(f"method='streamed' is for cells whose forward scans per-token elements; "
                              f"{type(self).__name__}'s forward is chunkwise already (no per-token state): "
                              f"pass an engine method for the scan across chunks, e.g. 'auto'")
+        if method == convolution.METHOD:  # the decay mask is the time-invariant kernel: one chunk
+            convolution.check(self, resets=resets, sequence_axis=sequence_axis, chunk_size=chunk_size)
+            method, chunk_size = "sequential", x.shape[1]
         validation.check_method(method, None, registered_methods())  # before any chunk is computed
         chunk_size = self.default_chunk_size if chunk_size is None else chunk_size
         checks.positive_int("chunk_size", chunk_size)

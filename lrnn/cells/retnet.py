@@ -40,6 +40,12 @@ Deviations from the paper and its code, with the reason:
 - The default n_heads (4) is a small-model choice; the paper's models use key head width 256
   (n_heads = d_in / 256).
 
+Convolution mode: the decay is fixed, so retention's time-invariant kernel is the decay mask
+D_ts = (γ_h e^{−iθ})^{t−s} (s ≤ t) of the parallel form o = (Q Kᵀ ⊙ D) V. The chunkwise form
+with one chunk of T tokens is exactly that form (its intra-chunk scores are Q Kᵀ ⊙ D, the
+initial state enters as (q ⊙ e^{b}) S_0), so `forward(..., method="convolution")` runs it
+(`MatrixCell.forward`): no scan, O(T²) memory per head.
+
 Shapes: x (B, T, d_in); state (B, H, K/2, V) complex; y (B, T, d_in).
 """
 
@@ -53,6 +59,7 @@ import numpy as np
 
 from lrnn.cells import checks
 from lrnn.cells.chunkwise import decay_attention
+from lrnn.cells.convolution import TimeInvariant
 from lrnn.cells.heads import head_norm
 from lrnn.cells.initializers import xavier_uniform
 from lrnn.cells.matrix import MatrixCell
@@ -78,7 +85,7 @@ def to_complex(u: jax.Array) -> jax.Array:
 
 
 @dataclasses.dataclass(frozen=True)
-class RetNet(MatrixCell):
+class RetNet(TimeInvariant, MatrixCell):
     d_in: int
     n_heads: int = 4
     d_key: int | None = None
@@ -150,7 +157,10 @@ class RetNet(MatrixCell):
         """The retention o (B, T, H, V) (before GroupNorm) and the final state, chunkwise, for
         x (B, T, d_in) in a float32 or wider dtype and a complex state (B, H, K/2, V)."""
         q_conj, k, v = (jnp.swapaxes(a, 1, 2) for a in self._qkv(params, x))
-        log_decay = jnp.broadcast_to(self.log_decay(x.dtype)[:, None, :], k.shape)
+        # The barrier keeps XLA from constant-folding the chunks' cumulative sums of this constant
+        # (B·H·T·K/2 of them): 6.8 s instead of 1.9 s to compile the forward at T = 16384, D = 64.
+        decay = jax.lax.optimization_barrier(self.log_decay(x.dtype))
+        log_decay = jnp.broadcast_to(decay[:, None, :], k.shape)
         o, final = decay_attention(q_conj, k, v, log_decay, state, chunk_size=chunk_size,
                                    method=method, resets=resets, sequence_axis=sequence_axis)
         return jnp.swapaxes(o.real, 1, 2), final

@@ -23,9 +23,14 @@ smaller learning rate and no weight decay; B is treated like them).
 Params: A_re_log, A_im, B_re, B_im, C_re, C_im (d_in, M); log_dt, D (d_in,).
 Shapes: x (B, T, d_in), h (B, T, d_in, M) complex, y (B, T, d_in).
 
+Convolution mode (`forward(..., method="convolution")`, `lrnn.cells.convolution`): the SSM is
+time-invariant, so y = K * x + D x with the kernel per channel
+
+    K_k = 2·Re Σ_n C_n B̄_n Ā_n^k,   k = 0 … T−1         (T, d_in), Ā^k = exp(k·ΔA)
+
+the paper's Vandermonde product, convolved with x by FFT; no state per token is formed.
+
 The init choice is the field `a_init` (not `init`, which is the cell's init(key) method).
-This cell runs the recurrence; the paper's convolution-kernel view (the same function for a
-time-invariant SSM) is not implemented.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ import jax.numpy as jnp
 
 from lrnn.cells import checks
 from lrnn.cells.base import Cell
+from lrnn.cells.convolution import ChannelKernel, TimeInvariant
 from lrnn.cells.discretize import zero_order_hold
 from lrnn.cells.initializers import log_uniform
 
@@ -51,7 +57,7 @@ def s4d_imaginary(init: str, d_state: int, modes: int) -> jax.Array:
 
 
 @dataclasses.dataclass(frozen=True)
-class S4D(Cell):
+class S4D(TimeInvariant, Cell):
     d_in: int
     d_state: int = 64
     a_init: str = "lin"
@@ -97,6 +103,14 @@ class S4D(Cell):
     def eigenvalues(self, params: dict) -> jax.Array:
         """A (d_in, M) complex, before discretisation."""
         return -jnp.exp(params["A_re_log"]) + 1j * params["A_im"]
+
+    def convolution_kernel(self, params):
+        a = self.eigenvalues(params)
+        dt = jnp.exp(params["log_dt"])[:, None]
+        _, scale = zero_order_hold(a, dt)
+        c = (2.0 if self.conj_sym else 1.0) * (params["C_re"] + 1j * params["C_im"])
+        return ChannelKernel(log_decay=dt * a, b=scale * (params["B_re"] + 1j * params["B_im"]), c=c,
+                             d=params["D"])
 
     def elements(self, params, x):
         a_bar, scale = zero_order_hold(self.eigenvalues(params), jnp.exp(params["log_dt"])[:, None])

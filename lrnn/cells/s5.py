@@ -15,6 +15,11 @@ sequence when `resets` are given), and the returned final state is the forward d
 With time split over devices (`sequence_axis`), the backward scan runs in the engine reversed
 (devices in the opposite order), and the reverse resets read the next device's first flag.
 
+Convolution mode (`forward(..., method="convolution")`, `lrnn.cells.convolution`): Λ̄ does not
+depend on the input, so h = Λ̄^k * (B̄ x) runs by FFT over the P_s state channels, with
+log Λ̄ = ΔΛ (zoh) or log(1 + ΔΛ/2) − log(1 − ΔΛ/2) (bilinear); bidirectional adds the same
+convolution over the time-reversed inputs for g.
+
 Initialisation (HiPPO-N, lrnn.cells.hippo), with P = d_state, J = blocks:
     each of the J blocks of size P/J diagonalises the normal part of HiPPO-LegS of that size,
     S = V Λ V*, Λ = −½ + iω; Λ is repeated over the blocks and V is block-diagonal (P × P).
@@ -47,6 +52,7 @@ import numpy as np
 
 from lrnn.cells import checks, shards
 from lrnn.cells.base import Cell
+from lrnn.cells.convolution import StateKernel, TimeInvariant
 from lrnn.cells.discretize import DISCRETISATIONS
 from lrnn.cells.hippo import hippo_legs_normal_eig
 from lrnn.cells.initializers import log_uniform
@@ -65,7 +71,7 @@ def hippo_n(block_size: int, conj_sym: bool) -> tuple[np.ndarray, np.ndarray]:
 
 
 @dataclasses.dataclass(frozen=True)
-class S5(Cell):
+class S5(TimeInvariant, Cell):
     d_in: int
     d_state: int
     blocks: int = 1
@@ -137,6 +143,12 @@ class S5(Cell):
         """Λ (P_s,) complex, before discretisation (real parts clipped with clip_eigs)."""
         re = jnp.minimum(params["Lambda_re"], CLIP) if self.clip_eigs else params["Lambda_re"]
         return re + 1j * params["Lambda_im"]
+
+    def convolution_kernel(self, params):
+        lam, step = self.eigenvalues(params), jnp.exp(params["log_step"])
+        if self.discretisation == "zoh":
+            return StateKernel(log_decay=step * lam)
+        return StateKernel(log_decay=jnp.log1p(0.5 * step * lam) - jnp.log1p(-0.5 * step * lam))
 
     def elements(self, params, x):
         discretise = DISCRETISATIONS[self.discretisation]
