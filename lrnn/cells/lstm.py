@@ -38,25 +38,13 @@ FORGET_BIAS = 1.0
 class LSTM(NonlinearCell):
     d_in: int
     d_hidden: int | None = None
-    solver: str = "quasi_deer"
-    damping: float = 0.0
-    tolerance: float | None = None
-    max_iterations: int | None = None
 
     def __post_init__(self):
-        checks.positive_int("d_in", self.d_in)
-        if self.d_hidden is None:
-            object.__setattr__(self, "d_hidden", self.d_in)
-        checks.positive_int("d_hidden", self.d_hidden)
-        self.check_solver()
+        self.check_sizes_and_solver()
 
     @property
     def state_shape(self) -> tuple:
         return ((self.d_hidden,), (self.d_hidden,))
-
-    @property
-    def d_out(self) -> int:
-        return self.d_hidden
 
     def initial_state(self, batch_shape: tuple, dtype=jnp.float32) -> tuple:
         """(h, c), zeros."""

@@ -10,7 +10,9 @@ A nonlinear cell (a frozen dataclass subclassing `NonlinearCell`) says
     readout(params, states, x) -> y         (B, T, d_out) from the states (leaves (B, T, …)) and x
     initial_state(batch_shape, dtype)       zeros (a tuple for a state of several arrays)
 
-and declares, after its own fields, the solver's:
+with its own fields d_in and d_hidden (None: d_in) among them, calling
+`self.check_sizes_and_solver()` in its `__post_init__`. It inherits the solver's fields
+(keyword-only, after the cell's own):
 
     solver: str = "quasi_deer"          "deer": full Jacobians (DenseMonoid); "quasi_deer": their
                                         diagonal (DiagonalMonoid)
@@ -19,7 +21,7 @@ and declares, after its own fields, the solver's:
                                         in float64, 1e-5 in float32
     max_iterations: int | None = None   None: T (T iterations always suffice); capped at T
 
-calling `self.check_solver()` in its `__post_init__`. It inherits:
+d_out = d_hidden, and
 
     forward(params, x, state=None, *, method="auto", resets, chunk_size, sequence_axis) -> (y, final)
     solve(params, x, state=None, *, method="auto", …) -> (y, final, iterations)     the Newton path
@@ -49,6 +51,7 @@ elements (J_t, f − J_t h_{t−1}) afresh, so there is no per-token element to 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from typing import ClassVar
@@ -73,14 +76,15 @@ def _layout(cell) -> tuple:
     return treedef, tuple(part.shape[1:] for part in parts)
 
 
+@dataclasses.dataclass(frozen=True)
 class NonlinearCell(Cell):
     """h_t = f(h_{t−1}, x_t) for a nonlinear f: a step loop or a parallel Newton solve (DEER / quasi-DEER)."""
 
     monoid: ClassVar = None
-    solver: str
-    damping: float
-    tolerance: float | None
-    max_iterations: int | None
+    solver: str = dataclasses.field(default=deer.QUASI_DEER, kw_only=True)
+    damping: float = dataclasses.field(default=0.0, kw_only=True)
+    tolerance: float | None = dataclasses.field(default=None, kw_only=True)
+    max_iterations: int | None = dataclasses.field(default=None, kw_only=True)
 
     # ---- what a nonlinear cell defines -----------------------------------------------------
     def inputs(self, params: dict, x: jax.Array):
@@ -92,8 +96,21 @@ class NonlinearCell(Cell):
         raise NotImplementedError
 
     def check_solver(self) -> None:
-        """ValueErrors naming a solver field that is out of range (call from `__post_init__`)."""
+        """ValueErrors naming a solver field that is out of range."""
         deer.check_options(self.solver, self.damping, self.tolerance, self.max_iterations)
+
+    def check_sizes_and_solver(self) -> None:
+        """For `__post_init__`: d_in, d_hidden (None becomes d_in) and the solver fields, ValueErrors
+        naming the field."""
+        checks.positive_int("d_in", self.d_in)
+        if self.d_hidden is None:
+            object.__setattr__(self, "d_hidden", self.d_in)
+        checks.positive_int("d_hidden", self.d_hidden)
+        self.check_solver()
+
+    @property
+    def d_out(self) -> int:
+        return self.d_hidden
 
     # ---- what every nonlinear cell gets ----------------------------------------------------
     def forward(self, params: dict, x, state=None, *, method: str = "auto", resets=None,

@@ -205,6 +205,13 @@ class RWKV6(MatrixCell):
         return y, (final, token_shift.last(x, sequence_axis))
 
     # ---- the per-token definition ----------------------------------------------------------
+    def elements(self, params: dict, x):
+        """The monoid's leaves (w_t, k_t v_tᵀ) for every token of x (B, T, d_in) at the start of a
+        sequence (x_{−1} = 0): the per-token transitions Diag(w_t) and updates."""
+        previous = token_shift.previous_tokens(x, jnp.zeros_like(x[:, 0]), None, None)
+        _, k, v, log_w, _ = self.projections(params, x, previous)
+        return jnp.exp(log_w), k[..., :, None] * v[..., None, :]
+
     def forward_materialised(self, params: dict, x, state=None, *, method: str = "auto", resets=None,
                              chunk_size: int | None = None, sequence_axis: str | None = None):
         """The per-token reference: S_t for every token through one `lrnn.scan` of

@@ -96,31 +96,19 @@ class SLSTM(NonlinearCell):
     d_hidden: int | None = None
     n_heads: int = 1
     forget_gate: str = "sigmoid"
-    solver: str = "quasi_deer"
-    damping: float = 0.0
-    tolerance: float | None = None
-    max_iterations: int | None = None
 
     recurrent_params = frozenset({"W_i", "R_i", "b_i", "W_f", "R_f", "b_f"})
 
     def __post_init__(self):
-        checks.positive_int("d_in", self.d_in)
-        if self.d_hidden is None:
-            object.__setattr__(self, "d_hidden", self.d_in)
-        checks.positive_int("d_hidden", self.d_hidden)
+        self.check_sizes_and_solver()
         checks.positive_int("n_heads", self.n_heads)
         if self.d_hidden % self.n_heads:
             raise ValueError(f"n_heads must divide d_hidden = {self.d_hidden}, got n_heads = {self.n_heads}")
         checks.one_of("forget_gate", self.forget_gate, FORGET_GATES)
-        self.check_solver()
 
     @property
     def head_dim(self) -> int:
         return self.d_hidden // self.n_heads
-
-    @property
-    def d_out(self) -> int:
-        return self.d_hidden
 
     @property
     def state_shape(self) -> tuple:

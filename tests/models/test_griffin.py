@@ -21,9 +21,9 @@ from lrnn.models import CausalLM, ModelConfig, griffin, hawk
 from lrnn.nn import Block, LocalAttention, Mixer
 from tests.cells.references.rglru import rglru
 from tests.helpers import seed_of
-from tests.models.test_lm_cells import forward_and_decode
+from tests.models.test_lm_cells import PROMPT, check_decoding, forward_and_decode
 
-D, V, B, T, PROMPT, WINDOW = 12, 11, 2, 9, 3, 4
+D, V, B, T, WINDOW = 12, 11, 2, 9, 4  # PROMPT (3) as test_lm_cells'
 TOL = dict(rtol=1e-8, atol=1e-8)
 MODELS = {"hawk": lambda: hawk(D, 2, n_heads=2), "griffin": lambda: griffin(D, 3, n_heads=2, window=WINDOW)}
 
@@ -77,18 +77,7 @@ def test_hawks_recurrent_block_is_gelu_gate_times_rglru_of_the_conv():
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_step_and_generate_match_the_parallel_forward(name):
     model = CausalLM(MODELS[name](), vocab_size=V, param_dtype=jnp.float64, rngs=nnx.Rngs(seed_of("lm", name)))
-    tokens = jax.random.randint(jax.random.key(seed_of("tokens", name)), (B, T), 0, V, jnp.int32)
-    run = nnx.jit(forward_and_decode)
-    full, prefill_logits, stepped = run(model, tokens)
-    chex.assert_shape(full, (B, T, V))
-    chex.assert_trees_all_close(prefill_logits, full[:, :PROMPT], **TOL)
-    chex.assert_trees_all_close(stepped, full[:, PROMPT:], **TOL)
-
-    generated = model.generate(tokens[:, :PROMPT], T - PROMPT)
-    expected = np.array(tokens)
-    for t in range(PROMPT, T):
-        expected[:, t] = np.argmax(np.asarray(run(model, jnp.asarray(expected))[0][:, t - 1]), axis=-1)
-    np.testing.assert_array_equal(np.asarray(generated), expected)
+    check_decoding(model, jax.random.randint(jax.random.key(seed_of("tokens", name)), (B, T), 0, V, jnp.int32))
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))

@@ -57,16 +57,21 @@ def forward_and_decode(model, tokens):
 
 @pytest.mark.parametrize("cell", list(registered_cells()))
 def test_step_and_generate_match_the_parallel_forward(cell):
-    model = tiny_lm(cell)
-    tokens = jax.random.randint(jax.random.key(seed_of("tokens", cell)), (B, T), 0, V, jnp.int32)
+    check_decoding(tiny_lm(cell), jax.random.randint(jax.random.key(seed_of("tokens", cell)), (B, T), 0, V, jnp.int32))
+
+
+def check_decoding(model, tokens):
+    """Prefill + step logits equal the full forward's, and greedy `generate` equals a greedy loop
+    re-running the forward, for tokens (B, T) with the first PROMPT as the prompt."""
+    length = tokens.shape[1]
     run = nnx.jit(forward_and_decode)
     full, prefill_logits, stepped = run(model, tokens)
-    chex.assert_shape(full, (B, T, V))
+    chex.assert_shape(full, tokens.shape + (model.vocab_size,))
     chex.assert_trees_all_close(prefill_logits, full[:, :PROMPT], **TOL)
     chex.assert_trees_all_close(stepped, full[:, PROMPT:], **TOL)
 
-    generated = model.generate(tokens[:, :PROMPT], T - PROMPT)
+    generated = model.generate(tokens[:, :PROMPT], length - PROMPT)
     expected = np.array(tokens)
-    for t in range(PROMPT, T):  # positions ≥ t of the buffer do not reach logits[:, t − 1] (causal)
+    for t in range(PROMPT, length):  # positions ≥ t of the buffer do not reach logits[:, t − 1] (causal)
         expected[:, t] = np.argmax(np.asarray(run(model, jnp.asarray(expected))[0][:, t - 1]), axis=-1)
     np.testing.assert_array_equal(np.asarray(generated), expected)
